@@ -1,0 +1,47 @@
+//! Subcommands. Each file renders one command; domain logic lives in the capability crates.
+
+pub mod check;
+pub mod lab;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// pgdbre: the PostgreSQL reliability toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "pgdbre", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the health-check catalog against one or more servers.
+    Check(check::CheckArgs),
+    /// Local PostgreSQL clusters (primary + streaming replicas) from the installed binaries.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+}
+
+/// Sets up `tracing` to stderr; `RUST_LOG` overrides the verbosity flag.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Runs the parsed command and maps its outcome to a process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Lab(command) => lab::run(command),
+    }
+}
