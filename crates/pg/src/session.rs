@@ -1,6 +1,15 @@
 //! An open connection plus the server facts detected on it.
+//!
+//! Opening follows libpq's order: hosts in the listed order; per host, the `sslmode` plan
+//! (prefer: TLS then plain; allow: plain then TLS); after login, one detection query whose
+//! answer also decides `target_session_attrs`. Every failure is kept, so an error for several
+//! hosts says what happened on each.
 
-use crate::{ConnConfig, PgError, ServerInfo, ServerVersion};
+use crate::config::{HostSpec, SslMode, TargetSessionAttrs};
+use crate::server::DETECT_QUERY;
+use crate::{tls, ConnConfig, PgError, ServerInfo};
+use tokio_postgres::config::SslMode as DriverSslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// An open connection and what it is connected to.
 pub struct Session {
@@ -10,37 +19,49 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens a connection and detects the server's capabilities.
+    /// Opens a connection to the first suitable host and detects the server's capabilities.
     pub async fn connect(config: &ConnConfig) -> Result<Self, PgError> {
-        let target = config.target();
-        let (client, connection) = config
-            .inner
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| PgError::Connect { target: target.clone(), message: e.to_string() })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
-        let row = client
-            .query_one(
-                "SELECT current_setting('server_version_num')::int4, pg_is_in_recovery(), \
-                 r.rolsuper, pg_has_role('pg_monitor', 'USAGE'), current_database(), current_user \
-                 FROM pg_roles r WHERE r.rolname = current_user",
-                &[],
+        let needs_tls = config.ssl_mode() != SslMode::Disable
+            && config.hosts().iter().any(|host| !host.is_unix_socket());
+        let connector = if needs_tls {
+            MakeRustlsConnect::new(tls::client_config(config)?)
+        } else {
+            // Never used for a handshake: the driver is told to disable TLS.
+            MakeRustlsConnect::new(
+                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|error| PgError::Config(format!("{error}; hint: report this as a bug")))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
             )
-            .await
-            .map_err(|e| PgError::Query { target: target.clone(), message: e.to_string() })?;
-        let info = ServerInfo {
-            version: ServerVersion(row.get::<_, i32>(0) as u32),
-            in_recovery: row.get(1),
-            is_superuser: row.get(2),
-            has_pg_monitor: row.get::<_, bool>(2) || row.get::<_, bool>(3),
-            database: row.get(4),
-            user: row.get(5),
         };
-        Ok(Self { client, info, target })
+
+        let passes = match config.target_session_attrs() {
+            // libpq: look for a standby on every host first, then accept any server.
+            TargetSessionAttrs::PreferStandby => vec![TargetSessionAttrs::Standby, TargetSessionAttrs::Any],
+            wanted => vec![wanted],
+        };
+        let mut attempts = Vec::new();
+        for wanted in &passes {
+            for host in config.hosts() {
+                match connect_host(config, host, &connector).await {
+                    Ok(session) if satisfies(&session.info, *wanted) => return Ok(session),
+                    Ok(_) => attempts.push(PgError::WrongSessionAttrs {
+                        target: host.label(),
+                        wanted: describe(*wanted).into(),
+                    }),
+                    Err(error) => attempts.push(error),
+                }
+            }
+        }
+        if attempts.len() == 1 {
+            if let Some(only) = attempts.pop() {
+                return Err(only);
+            }
+        }
+        Err(PgError::AllHostsFailed { target: config.target(), attempts })
     }
 
     /// The underlying client.
@@ -51,8 +72,133 @@ impl Session {
     pub fn info(&self) -> &ServerInfo {
         &self.info
     }
-    /// A secret-free name for the target.
+    /// A secret-free name for the server actually connected: `host:port/dbname`.
     pub fn target(&self) -> &str {
         &self.target
+    }
+    /// Wraps a failed query on this session, keeping its SQLSTATE.
+    pub fn query_error(&self, error: &tokio_postgres::Error) -> PgError {
+        PgError::query(&self.target, error)
+    }
+}
+
+fn satisfies(info: &ServerInfo, wanted: TargetSessionAttrs) -> bool {
+    match wanted {
+        TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby => true,
+        TargetSessionAttrs::ReadWrite => !info.read_only,
+        TargetSessionAttrs::ReadOnly => info.read_only,
+        TargetSessionAttrs::Primary => !info.in_recovery,
+        TargetSessionAttrs::Standby => info.in_recovery,
+    }
+}
+
+fn describe(wanted: TargetSessionAttrs) -> &'static str {
+    match wanted {
+        TargetSessionAttrs::Any | TargetSessionAttrs::PreferStandby => "any server",
+        TargetSessionAttrs::ReadWrite => "read-write",
+        TargetSessionAttrs::ReadOnly => "read-only",
+        TargetSessionAttrs::Primary => "a primary",
+        TargetSessionAttrs::Standby => "a standby",
+    }
+}
+
+/// The TLS negotiations to try on one host, in order, as libpq's `sslmode` prescribes.
+fn tls_plan(config: &ConnConfig, host: &HostSpec) -> &'static [DriverSslMode] {
+    if host.is_unix_socket() {
+        // libpq never negotiates TLS over a Unix socket.
+        return &[DriverSslMode::Disable];
+    }
+    match config.ssl_mode() {
+        SslMode::Disable => &[DriverSslMode::Disable],
+        SslMode::Allow => &[DriverSslMode::Disable, DriverSslMode::Require],
+        // Prefer falls back to plain inside the driver when the server declines TLS; the second
+        // step covers a failed handshake or a server that rejects the TLS session.
+        SslMode::Prefer => &[DriverSslMode::Prefer, DriverSslMode::Disable],
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => &[DriverSslMode::Require],
+    }
+}
+
+/// Opens a session on one host, trying each step of its TLS plan until one works.
+async fn connect_host(
+    config: &ConnConfig,
+    host: &HostSpec,
+    connector: &MakeRustlsConnect,
+) -> Result<Session, PgError> {
+    let target = format!("{}/{}", host.label(), config.dbname());
+    if config.ssl_mode() == SslMode::VerifyFull && host.host().is_empty() && !host.is_unix_socket() {
+        return Err(PgError::Config(format!(
+            "host name must be specified for a verified TLS connection to {target}; hint: set host= \
+             to the name in the server certificate alongside hostaddr="
+        )));
+    }
+    let mut failures: Vec<PgError> = Vec::new();
+    for ssl_mode in tls_plan(config, host) {
+        match attempt(config, host, *ssl_mode, connector.clone(), &target).await {
+            Ok(session) => return Ok(session),
+            // A server that is not there will not be there without TLS either.
+            Err(error) if error.is_unreachable() => return Err(error),
+            Err(error) => failures.push(error),
+        }
+    }
+    // Report the first failure: for prefer it is the TLS attempt, the one the user asked for.
+    let mut failures = failures.into_iter();
+    Err(failures.next().unwrap_or_else(|| PgError::Connect {
+        target,
+        message: "no connection attempt was made".into(),
+    }))
+}
+
+/// One connection attempt plus the detection query, bounded by `connect_timeout`.
+async fn attempt(
+    config: &ConnConfig,
+    host: &HostSpec,
+    ssl_mode: DriverSslMode,
+    connector: MakeRustlsConnect,
+    target: &str,
+) -> Result<Session, PgError> {
+    let driver = config.driver_config(host, ssl_mode);
+    let open = async {
+        let (client, connection) = driver
+            .connect(connector)
+            .await
+            .map_err(|error| PgError::from_connect(target, config.user(), &error))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("connection ended: {}", crate::redact(&error.to_string()));
+            }
+        });
+        let row = client
+            .query_one(DETECT_QUERY, &[])
+            .await
+            .map_err(|error| PgError::query(target, &error))?;
+        let info = ServerInfo::from_row(&row).map_err(|error| PgError::query(target, &error))?;
+        Ok(Session { client, info, target: target.to_owned() })
+    };
+    let result = match config.connect_timeout() {
+        Some(limit) => tokio::time::timeout(limit, open).await.unwrap_or_else(|_| {
+            Err(PgError::Unreachable {
+                target: target.to_owned(),
+                message: format!("timed out after {} s (connect_timeout)", limit.as_secs()),
+            })
+        }),
+        None => open.await,
+    };
+    result.map_err(|error| scrub(error, host.password()))
+}
+
+/// Belt and braces: removes the literal password from any text the server or driver produced.
+fn scrub(error: PgError, password: Option<&str>) -> PgError {
+    let Some(password) = password.filter(|password| password.len() >= 4) else {
+        return error;
+    };
+    let clean = |text: String| text.replace(password, crate::redact::MASK);
+    match error {
+        PgError::Connect { target, message } => PgError::Connect { target, message: clean(message) },
+        PgError::Tls { target, message } => PgError::Tls { target, message: clean(message) },
+        PgError::Unreachable { target, message } => PgError::Unreachable { target, message: clean(message) },
+        PgError::AuthFailed { target, user, message } => PgError::AuthFailed { target, user, message: clean(message) },
+        PgError::Server { target, code, message } => PgError::Server { target, code, message: clean(message) },
+        PgError::Query { target, message, code } => PgError::Query { target, message: clean(message), code },
+        other => other,
     }
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Benchmark: the whole `pgdbre check` catalog vs check_postgres's equivalent actions, side by side
+# in one run, on a lab database with 10,000 tables (each with a primary key, one secondary index
+# and some dead tuples). Prints both times and the ratio, and appends a row to bench/RESULTS.md.
+#
+# Usage: bench/check_vs_check_postgres.sh [TABLES] [RUNS]     (defaults 10000, 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TABLES=${1:-10000}
+RUNS=${2:-5}
+DIR=${PGDBRE_BENCH_DIR:-/tmp/pgdbre-bench}
+PGDBRE=target/release/pgdbre
+
+./scripts/setup.sh
+cargo build --release --quiet
+command -v check_postgres >/dev/null || { echo "check_postgres not found (Debian package check-postgres)" >&2; exit 1; }
+
+if [ -f "$DIR/lab.json" ]; then "$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true; fi
+"$PGDBRE" lab up --replicas 0 --pg-version 15 --dir "$DIR" >/dev/null
+trap '"$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true' EXIT
+eval "$("$PGDBRE" lab env --dir "$DIR")"
+export PGDATABASE=bench
+
+echo "seeding $TABLES tables (PK + index + dead tuples) ..." >&2
+psql -X -q -d postgres -c "CREATE DATABASE bench"
+seed_range() {
+  psql -X -q -v ON_ERROR_STOP=1 <<SQL
+DO \$\$
+BEGIN
+  FOR i IN $1..$2 LOOP
+    EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY, v int, note text)', i);
+    EXECUTE format('CREATE INDEX t_%s_v ON t_%s (v)', i, i);
+    EXECUTE format('INSERT INTO t_%s SELECT g, g %% 7, md5(g::text) FROM generate_series(1, 40) g', i);
+    EXECUTE format('DELETE FROM t_%s WHERE id %% 4 = 0', i);
+    IF i % 500 = 0 THEN COMMIT; END IF;
+  END LOOP;
+END \$\$;
+SQL
+}
+half=$((TABLES / 2))
+seed_range 1 "$half" & seed_range $((half + 1)) "$TABLES" & wait
+psql -X -q -c "VACUUM ANALYZE" >/dev/null
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+now() { date +%s.%N; }
+
+# pgdbre: the whole catalog, one process.
+pgdbre_times=()
+for _ in $(seq "$RUNS"); do
+  t0=$(now); "$PGDBRE" check --output json >/tmp/pgdbre-bench-check.json || true; t1=$(now)
+  pgdbre_times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {print a - b}')")
+done
+checks=$(grep -c '"id":' /tmp/pgdbre-bench-check.json || true)
+
+# check_postgres: 21 actions one after another, each with the thresholds it insists on.
+CP=(check_postgres --host="$PGHOST" --port="$PGPORT" --dbuser=postgres --dbname=bench)
+actions=(
+  "autovac_freeze" "backends" "bloat" "connection" "database_size --warning=10GB --critical=20GB"
+  "disabled_triggers" "hitratio" "index_size --warning=1GB --critical=2GB" "last_analyze" "last_vacuum"
+  "locks" "prepared_txns" "query_time --warning=5min --critical=10min"
+  "replication_slots --warning=100MB --critical=1GB" "sequence" "settings_checksum --critical=0"
+  "table_size --warning=1GB --critical=2GB" "txn_idle --warning=5min --critical=10min"
+  "txn_time --warning=5min --critical=10min" "txn_wraparound" "wal_files"
+)
+cp_times=()
+for _ in $(seq "$RUNS"); do
+  t0=$(now)
+  for a in "${actions[@]}"; do
+    # shellcheck disable=SC2086
+    "${CP[@]}" --action=$a >/dev/null 2>&1 || true
+  done
+  t1=$(now)
+  cp_times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {print a - b}')")
+done
+
+p=$(printf '%s\n' "${pgdbre_times[@]}" | median)
+c=$(printf '%s\n' "${cp_times[@]}" | median)
+ratio=$(awk -v a="$c" -v b="$p" 'BEGIN {print a / b}')
+printf 'tables=%s runs=%s\n' "$TABLES" "$RUNS"
+printf 'pgdbre check (%s checks, one process):          median %.3f s\n' "$checks" "$p"
+printf 'check_postgres (%s actions, one after another): median %.3f s\n' "${#actions[@]}" "$c"
+printf 'ratio: pgdbre is %.1fx faster\n' "$ratio"
+
+row=$(printf '| %s | %s, %s cores | `bench/check_vs_check_postgres.sh %s %s` | %.3f s | %.3f s | %.1fx |' \
+  "$(date -u +%Y-%m-%d)" "$(uname -m)" "$(nproc)" "$TABLES" "$RUNS" "$p" "$c" "$ratio")
+echo "$row" >> bench/RESULTS.md

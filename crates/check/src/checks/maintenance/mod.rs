@@ -1,0 +1,8 @@
+//! Checks of the maintenance group.
+
+use crate::Check;
+
+/// The checks of this group, in display order.
+pub fn checks() -> Vec<&'static dyn Check> {
+    vec![]
+}
