@@ -71,9 +71,19 @@ pub struct Requires {
 
 impl Requires {
     /// Any server from PostgreSQL 12, any role, no special privilege.
-    pub const ANY: Requires = Requires { min_major: 12, pg_monitor: false, superuser: false, role: Role::Any };
+    pub const ANY: Requires = Requires {
+        min_major: 12,
+        pg_monitor: false,
+        superuser: false,
+        role: Role::Any,
+    };
     /// Like [`Requires::ANY`] but needs `pg_monitor`.
-    pub const MONITOR: Requires = Requires { min_major: 12, pg_monitor: true, superuser: false, role: Role::Any };
+    pub const MONITOR: Requires = Requires {
+        min_major: 12,
+        pg_monitor: true,
+        superuser: false,
+        role: Role::Any,
+    };
 }
 
 /// A tunable threshold or option of a check; overridable from the thresholds file or `--set`.

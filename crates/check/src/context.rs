@@ -15,8 +15,16 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     /// A context for `meta` on `session`, with threshold overrides for this check (if any).
-    pub fn new(session: &'a Session, meta: &'static CheckMeta, overrides: Option<&'a BTreeMap<String, f64>>) -> Self {
-        Self { session, meta, overrides }
+    pub fn new(
+        session: &'a Session,
+        meta: &'static CheckMeta,
+        overrides: Option<&'a BTreeMap<String, f64>>,
+    ) -> Self {
+        Self {
+            session,
+            meta,
+            overrides,
+        }
     }
 
     /// Server version, recovery state and the role's privileges, detected once per connection.
@@ -25,12 +33,20 @@ impl<'a> Context<'a> {
     }
 
     /// Runs a query; a permission error becomes [`CheckError::InsufficientPrivilege`].
-    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, CheckError> {
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, CheckError> {
         Ok(self.session.client().query(sql, params).await?)
     }
 
     /// Runs a query expected to return exactly one row.
-    pub async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, CheckError> {
+    pub async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, CheckError> {
         Ok(self.session.client().query_one(sql, params).await?)
     }
 

@@ -11,7 +11,10 @@ pub enum CheckError {
     NotApplicable(String),
     /// The query failed for another reason.
     #[error("query failed: {message}")]
-    Query { message: String, sqlstate: Option<String> },
+    Query {
+        message: String,
+        sqlstate: Option<String>,
+    },
 }
 
 impl From<tokio_postgres::Error> for CheckError {

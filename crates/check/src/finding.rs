@@ -56,7 +56,12 @@ pub struct Finding {
 impl Finding {
     /// A finding with no evidence yet; add some with [`Finding::with`].
     pub fn new(severity: Severity, object: impl Into<String>, summary: impl Into<String>) -> Self {
-        Self { severity, object: object.into(), summary: summary.into(), evidence: Vec::new() }
+        Self {
+            severity,
+            object: object.into(),
+            summary: summary.into(),
+            evidence: Vec::new(),
+        }
     }
 
     /// Adds one evidence item.
@@ -67,11 +72,17 @@ impl Finding {
 
     /// The evidence value called `key`, if present.
     pub fn evidence(&self, key: &str) -> Option<&Value> {
-        self.evidence.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.evidence
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 }
 
-fn evidence_as_object<S: Serializer>(evidence: &[(&'static str, Value)], s: S) -> Result<S::Ok, S::Error> {
+fn evidence_as_object<S: Serializer>(
+    evidence: &[(&'static str, Value)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     let mut map = s.serialize_map(Some(evidence.len()))?;
     for (k, v) in evidence {
         map.serialize_entry(k, v)?;
@@ -112,16 +123,23 @@ mod tests {
 
     #[test]
     fn worst_severity_is_the_maximum() {
-        let worst = [Severity::Info, Severity::Critical, Severity::Warning].into_iter().max();
+        let worst = [Severity::Info, Severity::Critical, Severity::Warning]
+            .into_iter()
+            .max();
         assert_eq!(worst, Some(Severity::Critical));
         assert!(Severity::Unknown > Severity::Critical);
     }
 
     #[test]
     fn evidence_serializes_in_insertion_order() {
-        let f = Finding::new(Severity::Warning, "pid 7", "old").with("pid", 7).with("age_seconds", 12.5);
+        let f = Finding::new(Severity::Warning, "pid 7", "old")
+            .with("pid", 7)
+            .with("age_seconds", 12.5);
         let json = serde_json::to_string(&f).unwrap();
-        assert!(json.contains(r#""evidence":{"pid":7,"age_seconds":12.5}"#), "{json}");
+        assert!(
+            json.contains(r#""evidence":{"pid":7,"age_seconds":12.5}"#),
+            "{json}"
+        );
     }
 
     #[test]

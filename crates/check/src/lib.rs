@@ -23,7 +23,10 @@ pub use check::{Category, Check, CheckMeta, Param, Requires, Role, Runbook};
 pub use context::Context;
 pub use error::CheckError;
 pub use finding::{Finding, Severity};
-pub use runner::{run_target, CheckResult, RunOptions, Selection, Status, TargetReport};
-pub use thresholds::{ThresholdError, Thresholds};
 /// Re-exported so callers can run several targets concurrently without their own futures dependency.
 pub use futures::future::join_all;
+pub use runner::{
+    open_session, run_on_sessions, run_target, CheckResult, RunOptions, Selection, Status,
+    TargetReport,
+};
+pub use thresholds::{ThresholdError, Thresholds};

@@ -26,7 +26,9 @@ impl Selection {
     pub fn validate(&self, catalog: &[&'static dyn Check]) -> Result<(), String> {
         for id in self.only.iter().chain(&self.skip) {
             if !catalog.iter().any(|c| c.meta().id == id) {
-                return Err(format!("unknown check id `{id}`; run `pgdbre check --list` to see the catalog"));
+                return Err(format!(
+                    "unknown check id `{id}`; run `pgdbre check --list` to see the catalog"
+                ));
             }
         }
         Ok(())
@@ -35,7 +37,10 @@ impl Selection {
     fn includes(&self, meta: &CheckMeta, thresholds: &Thresholds) -> bool {
         let listed = self.only.is_empty() || self.only.iter().any(|id| id == meta.id);
         let category = self.categories.is_empty() || self.categories.contains(&meta.category);
-        listed && category && !self.skip.iter().any(|id| id == meta.id) && !thresholds.is_disabled(meta.id)
+        listed
+            && category
+            && !self.skip.iter().any(|id| id == meta.id)
+            && !thresholds.is_disabled(meta.id)
     }
 }
 
@@ -52,7 +57,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { jobs: 2, statement_timeout: Duration::from_secs(30), lock_timeout: Duration::from_secs(1) }
+        Self {
+            jobs: 2,
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(1),
+        }
     }
 }
 
@@ -100,7 +109,11 @@ impl TargetReport {
         if self.error.is_some() {
             return Severity::Unknown;
         }
-        self.results.iter().map(|r| r.severity).max().unwrap_or(Severity::Ok)
+        self.results
+            .iter()
+            .map(|r| r.severity)
+            .max()
+            .unwrap_or(Severity::Ok)
     }
 }
 
@@ -113,9 +126,11 @@ pub async fn run_target(
     options: &RunOptions,
 ) -> TargetReport {
     let started = Instant::now();
-    let selected: Vec<&'static dyn Check> =
-        catalog.iter().copied().filter(|c| selection.includes(c.meta(), thresholds)).collect();
-    let jobs = options.jobs.clamp(1, selected.len().max(1));
+    let wanted = catalog
+        .iter()
+        .filter(|c| selection.includes(c.meta(), thresholds))
+        .count();
+    let jobs = options.jobs.clamp(1, wanted.max(1));
     let mut sessions = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         match open_session(config, options).await {
@@ -132,23 +147,49 @@ pub async fn run_target(
             }
         }
     }
-    let runs = selected.iter().enumerate().map(|(i, check)| {
-        let session = &sessions[i % sessions.len()];
-        run_one(*check, session, thresholds)
-    });
+    let mut report = run_on_sessions(&sessions, catalog, selection, thresholds).await;
+    report.duration_ms = elapsed_ms(started);
+    report
+}
+
+/// Runs every selected check over already-open `sessions` (at least one), spreading checks
+/// round-robin. A session that dies mid-run turns its remaining checks into errors, not a panic.
+pub async fn run_on_sessions(
+    sessions: &[Session],
+    catalog: &[&'static dyn Check],
+    selection: &Selection,
+    thresholds: &Thresholds,
+) -> TargetReport {
+    let started = Instant::now();
+    assert!(
+        !sessions.is_empty(),
+        "run_on_sessions needs at least one session"
+    );
+    let selected = catalog
+        .iter()
+        .copied()
+        .filter(|c| selection.includes(c.meta(), thresholds));
+    let runs = selected
+        .enumerate()
+        .map(|(i, check)| run_one(check, &sessions[i % sessions.len()], thresholds));
     let results = join_all(runs).await;
     let info = sessions[0].info();
     TargetReport {
         target: sessions[0].target().to_string(),
         server_version: Some(version_string(info.version.0)),
-        role: Some(if info.in_recovery { "standby" } else { "primary" }),
+        role: Some(if info.in_recovery {
+            "standby"
+        } else {
+            "primary"
+        }),
         error: None,
         results,
         duration_ms: elapsed_ms(started),
     }
 }
 
-async fn open_session(config: &ConnConfig, options: &RunOptions) -> Result<Session, String> {
+/// Opens one session prepared for running checks (timeouts set).
+pub async fn open_session(config: &ConnConfig, options: &RunOptions) -> Result<Session, String> {
     let session = Session::connect(config).await.map_err(|e| e.to_string())?;
     let setup = format!(
         "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 0",
@@ -163,26 +204,43 @@ async fn open_session(config: &ConnConfig, options: &RunOptions) -> Result<Sessi
     Ok(session)
 }
 
-pub(crate) async fn run_one(check: &'static dyn Check, session: &Session, thresholds: &Thresholds) -> CheckResult {
+pub(crate) async fn run_one(
+    check: &'static dyn Check,
+    session: &Session,
+    thresholds: &Thresholds,
+) -> CheckResult {
     let meta = check.meta();
     let started = Instant::now();
     let status_findings = match skip_reason(meta, session) {
         Some(skipped) => Err(skipped),
         None => {
             let ctx = Context::new(session, meta, thresholds.for_check(meta.id));
-            check.run(&ctx).await.map_err(|e| error_status(e, session))
+            check
+                .run(&ctx)
+                .await
+                .map_err(|e| error_status(e, meta, session))
         }
     };
     let (status, mut findings) = match status_findings {
         Ok(findings) => (Status::Ran, findings),
         Err(status) => (status, Vec::new()),
     };
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let severity = match &status {
         Status::Error { .. } => Severity::Unknown,
-        _ => findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Ok),
+        _ => findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok),
     };
-    CheckResult { meta, status, severity, findings, duration_ms: elapsed_ms(started) }
+    CheckResult {
+        meta,
+        status,
+        severity,
+        findings,
+        duration_ms: elapsed_ms(started),
+    }
 }
 
 /// Why `meta` cannot run on this session, decided from detected facts before any query.
@@ -191,16 +249,26 @@ fn skip_reason(meta: &CheckMeta, session: &Session) -> Option<Status> {
     let req = &meta.requires;
     if info.version.major() < req.min_major {
         return Some(Status::Skipped {
-            reason: format!("needs PostgreSQL {} or newer (server is {})", req.min_major, info.version.major()),
+            reason: format!(
+                "needs PostgreSQL {} or newer (server is {})",
+                req.min_major,
+                info.version.major()
+            ),
             fix: None,
         });
     }
     match (req.role, info.in_recovery) {
         (Role::Primary, true) => {
-            return Some(Status::Skipped { reason: "applies to primaries only".into(), fix: None })
+            return Some(Status::Skipped {
+                reason: "applies to primaries only".into(),
+                fix: None,
+            })
         }
         (Role::Standby, false) => {
-            return Some(Status::Skipped { reason: "applies to standbys only".into(), fix: None })
+            return Some(Status::Skipped {
+                reason: "applies to standbys only".into(),
+                fix: None,
+            })
         }
         _ => {}
     }
@@ -219,11 +287,15 @@ fn skip_reason(meta: &CheckMeta, session: &Session) -> Option<Status> {
     None
 }
 
-fn error_status(error: CheckError, session: &Session) -> Status {
+fn error_status(error: CheckError, meta: &CheckMeta, session: &Session) -> Status {
     match error {
         CheckError::InsufficientPrivilege { message } => Status::Skipped {
             reason: format!("permission denied: {message}"),
-            fix: Some(format!("GRANT pg_monitor TO \"{}\";", session.info().user)),
+            fix: Some(if meta.requires.superuser {
+                "run this check as a superuser: it reads a superuser-only catalog".to_string()
+            } else {
+                format!("GRANT pg_monitor TO \"{}\";", session.info().user)
+            }),
         },
         CheckError::NotApplicable(reason) => Status::Skipped { reason, fix: None },
         CheckError::Query { message, .. } => Status::Error { message },

@@ -5,9 +5,15 @@ use crate::{Check, CheckResult, Finding, Status, Thresholds};
 use pgdbre_pg::{ConnConfig, Session};
 
 /// Runs `check` against `dsn` with `overrides` (`param`, value) and returns the full result.
-pub async fn run_result(check: &'static dyn Check, dsn: &str, overrides: &[(&str, f64)]) -> CheckResult {
+pub async fn run_result(
+    check: &'static dyn Check,
+    dsn: &str,
+    overrides: &[(&str, f64)],
+) -> CheckResult {
     let config = ConnConfig::resolve(Some(dsn)).expect("lab DSN parses");
-    let session = Session::connect(&config).await.expect("connect to lab server");
+    let session = Session::connect(&config)
+        .await
+        .expect("connect to lab server");
     let mut thresholds = Thresholds::default();
     let catalog = [check];
     for (name, value) in overrides {
@@ -19,7 +25,11 @@ pub async fn run_result(check: &'static dyn Check, dsn: &str, overrides: &[(&str
 }
 
 /// Runs `check` and returns its findings, failing the test if it did not run.
-pub async fn findings(check: &'static dyn Check, dsn: &str, overrides: &[(&str, f64)]) -> Vec<Finding> {
+pub async fn findings(
+    check: &'static dyn Check,
+    dsn: &str,
+    overrides: &[(&str, f64)],
+) -> Vec<Finding> {
     let result = run_result(check, dsn, overrides).await;
     match &result.status {
         Status::Ran => result.findings,
@@ -52,8 +62,15 @@ pub async fn finding_where(
     overrides: &[(&str, f64)],
     wanted: impl Fn(&Finding) -> bool,
 ) -> Finding {
-    eventually(std::time::Duration::from_secs(20), &format!("a {} finding", check.meta().id), || async {
-        findings(check, dsn, overrides).await.into_iter().find(|f| wanted(f))
-    })
+    eventually(
+        std::time::Duration::from_secs(20),
+        &format!("a {} finding", check.meta().id),
+        || async {
+            findings(check, dsn, overrides)
+                .await
+                .into_iter()
+                .find(|f| wanted(f))
+        },
+    )
     .await
 }

@@ -21,9 +21,17 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ThresholdError {
     #[error("cannot read thresholds file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{origin}:{line}: {key}: {message}")]
-    Invalid { origin: String, line: usize, key: String, message: String },
+    Invalid {
+        origin: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
 }
 
 /// Threshold overrides per check id, and checks disabled by configuration.
@@ -36,13 +44,19 @@ pub struct Thresholds {
 impl Thresholds {
     /// Reads and validates a thresholds file.
     pub fn load(path: &Path, catalog: &[&'static dyn Check]) -> Result<Self, ThresholdError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ThresholdError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ThresholdError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string(), catalog)
     }
 
     /// Parses and validates thresholds YAML; `origin` names the source in errors.
-    pub fn parse(text: &str, origin: &str, catalog: &[&'static dyn Check]) -> Result<Self, ThresholdError> {
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        catalog: &[&'static dyn Check],
+    ) -> Result<Self, ThresholdError> {
         let invalid = |path: &[&str], message: String| ThresholdError::Invalid {
             origin: origin.to_string(),
             line: find_line(text, path),
@@ -59,28 +73,49 @@ impl Thresholds {
         let root = match root {
             Value::Null => return Ok(out),
             Value::Mapping(m) => m,
-            _ => return Err(invalid(&[], "expected a mapping with a `checks:` key".into())),
+            _ => {
+                return Err(invalid(
+                    &[],
+                    "expected a mapping with a `checks:` key".into(),
+                ))
+            }
         };
         for (key, value) in root {
             let key = key_str(&key);
             if key != "checks" {
-                return Err(invalid(&[&key], "unknown key; the only top-level key is `checks`".into()));
+                return Err(invalid(
+                    &[&key],
+                    "unknown key; the only top-level key is `checks`".into(),
+                ));
             }
             let checks = match value {
                 Value::Mapping(m) => m,
                 Value::Null => continue,
-                _ => return Err(invalid(&["checks"], "expected a mapping of check id to thresholds".into())),
+                _ => {
+                    return Err(invalid(
+                        &["checks"],
+                        "expected a mapping of check id to thresholds".into(),
+                    ))
+                }
             };
             for (id, params) in checks {
                 let id = key_str(&id);
                 let Some(check) = catalog.iter().find(|c| c.meta().id == id) else {
-                    return Err(invalid(&["checks", &id], format!("unknown check id{}", suggest(&id, catalog))));
+                    return Err(invalid(
+                        &["checks", &id],
+                        format!("unknown check id{}", suggest(&id, catalog)),
+                    ));
                 };
                 let meta = check.meta();
                 let params = match params {
                     Value::Mapping(m) => m,
                     Value::Null => continue,
-                    _ => return Err(invalid(&["checks", &id], "expected a mapping of parameter to number".into())),
+                    _ => {
+                        return Err(invalid(
+                            &["checks", &id],
+                            "expected a mapping of parameter to number".into(),
+                        ))
+                    }
                 };
                 for (name, value) in params {
                     let name = key_str(&name);
@@ -96,12 +131,18 @@ impl Thresholds {
                         continue;
                     }
                     if meta.param(&name).is_none() {
-                        return Err(invalid(&path, format!("unknown parameter; {id} accepts {}", param_list(meta))));
+                        return Err(invalid(
+                            &path,
+                            format!("unknown parameter; {id} accepts {}", param_list(meta)),
+                        ));
                     }
                     let Some(number) = value.as_f64() else {
                         return Err(invalid(&path, "expected a number".into()));
                     };
-                    out.overrides.entry(id.clone()).or_default().insert(name, number);
+                    out.overrides
+                        .entry(id.clone())
+                        .or_default()
+                        .insert(name, number);
                 }
             }
         }
@@ -109,7 +150,11 @@ impl Thresholds {
     }
 
     /// Applies one `check-id.param=value` override from the command line.
-    pub fn set(&mut self, assignment: &str, catalog: &[&'static dyn Check]) -> Result<(), ThresholdError> {
+    pub fn set(
+        &mut self,
+        assignment: &str,
+        catalog: &[&'static dyn Check],
+    ) -> Result<(), ThresholdError> {
         let invalid = |key: &str, message: String| ThresholdError::Invalid {
             origin: "--set".into(),
             line: 1,
@@ -123,13 +168,28 @@ impl Thresholds {
             return Err(invalid(key, "expected CHECK.PARAM=VALUE".into()));
         };
         let Some(check) = catalog.iter().find(|c| c.meta().id == id) else {
-            return Err(invalid(key, format!("unknown check id{}", suggest(id, catalog))));
+            return Err(invalid(
+                key,
+                format!("unknown check id{}", suggest(id, catalog)),
+            ));
         };
         if check.meta().param(name).is_none() {
-            return Err(invalid(key, format!("unknown parameter; {id} accepts {}", param_list(check.meta()))));
+            return Err(invalid(
+                key,
+                format!(
+                    "unknown parameter; {id} accepts {}",
+                    param_list(check.meta())
+                ),
+            ));
         }
-        let number: f64 = value.trim().parse().map_err(|_| invalid(key, format!("`{value}` is not a number")))?;
-        self.overrides.entry(id.to_string()).or_default().insert(name.to_string(), number);
+        let number: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, format!("`{value}` is not a number")))?;
+        self.overrides
+            .entry(id.to_string())
+            .or_default()
+            .insert(name.to_string(), number);
         Ok(())
     }
 
@@ -147,7 +207,10 @@ impl Thresholds {
 fn key_str(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
-        other => serde_norway::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_norway::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -165,7 +228,9 @@ fn suggest(id: &str, catalog: &[&'static dyn Check]) -> String {
         .map(|c| c.meta().id)
         .max_by_key(|candidate| words.iter().filter(|w| candidate.contains(*w)).count());
     match best {
-        Some(best) if words.iter().any(|w| best.contains(w)) => format!(" (did you mean `{best}`?)"),
+        Some(best) if words.iter().any(|w| best.contains(w)) => {
+            format!(" (did you mean `{best}`?)")
+        }
         _ => " (see `pgdbre check --list`)".into(),
     }
 }
@@ -185,8 +250,12 @@ fn find_line(text: &str, path: &[&str]) -> usize {
             continue;
         }
         let key = path[depth];
-        let bare = trimmed.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'));
-        let quoted = trimmed.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'));
+        let bare = trimmed
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with(':'));
+        let quoted = trimmed
+            .strip_prefix(&format!("\"{key}\""))
+            .is_some_and(|r| r.trim_start().starts_with(':'));
         if bare || quoted {
             depth += 1;
             min_indent = indent + 1;
@@ -214,9 +283,17 @@ mod tests {
 
     #[test]
     fn unknown_check_names_file_line_and_key() {
-        let err = Thresholds::parse("checks:\n  no-such-check:\n    warning: 1\n", "t.yaml", &catalog()).unwrap_err();
+        let err = Thresholds::parse(
+            "checks:\n  no-such-check:\n    warning: 1\n",
+            "t.yaml",
+            &catalog(),
+        )
+        .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("t.yaml:2: checks.no-such-check: unknown check id"), "{msg}");
+        assert!(
+            msg.starts_with("t.yaml:2: checks.no-such-check: unknown check id"),
+            "{msg}"
+        );
     }
 
     #[test]

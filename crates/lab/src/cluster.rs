@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// Where temp clusters go, and how their directory names start.
+const TEMP_PARENT: &str = "/tmp";
+const TEMP_PREFIX: &str = "pgdbre-";
+/// In a temp cluster: the pid of the process whose `Drop` will remove it.
+const OWNER_FILE: &str = "owner.pid";
 /// Name of the state file of a persisted lab.
 const STATE_FILE: &str = "lab.json";
 /// Config file, included from postgresql.conf, that holds every setting the lab makes.
@@ -134,7 +139,13 @@ impl Cluster {
         let started = Instant::now();
         let dir = match &opts.dir {
             Some(dir) => prepare_dir(dir)?,
-            None => process::make_temp_dir(Path::new("/tmp"), "pgdbre-")?,
+            None => {
+                sweep_orphans();
+                let dir = process::make_temp_dir(Path::new(TEMP_PARENT), TEMP_PREFIX)?;
+                let owner = std::process::id().to_string();
+                process::write_file(&dir.join(OWNER_FILE), &owner, 0o644, false)?;
+                dir
+            }
         };
         // From here on, Drop cleans up whatever exists, so every `?` below is safe.
         let mut cluster = Cluster {
@@ -161,10 +172,11 @@ impl Cluster {
             cluster.ca_cert = Some(tls::generate(&cluster.dir.join("tls"))?.ca_cert);
         }
 
+        tracing::debug!(elapsed = ?started.elapsed(), "lab files ready");
         cluster.start_primary(&opts, &password)?;
-        for number in 1..=opts.replicas {
-            cluster.start_replica(&opts, &format!("replica{number}"))?;
-        }
+        tracing::debug!(elapsed = ?started.elapsed(), "primary running");
+        cluster.start_replicas(&opts)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "replicas running");
         cluster.wait_for_streaming()?;
         tracing::info!(
             dir = %cluster.dir.display(),
@@ -189,6 +201,7 @@ impl Cluster {
             role,
             port: 0,
             node_dir: self.dir.join(name),
+            data_dir: self.dir.join(name).join("data"),
             socket_dir: self.socket_dir.clone(),
             passfile: self.passfile(),
             ca_cert: self.ca_cert.clone(),
@@ -197,7 +210,7 @@ impl Cluster {
     }
 
     fn start_primary(&mut self, opts: &LabOptions, password: &str) -> Result<(), LabError> {
-        let node = self.new_node("primary", Role::Primary);
+        let mut node = self.new_node("primary", Role::Primary);
         process::create_dir(&node.node_dir, 0o700, true)?;
         let password_file = self.dir.join("password");
         process::write_file(&password_file, password, 0o600, true)?;
@@ -205,7 +218,14 @@ impl Cluster {
             process::server_command(&self.install.bindir, "initdb")
                 .arg("-D")
                 .arg(node.data_dir())
-                .args(["--data-checksums", "-U", "postgres", "-E", "UTF8", "--locale=C"])
+                .args([
+                    "--data-checksums",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ])
                 .args(["--auth-local=scram-sha-256", "--auth-host=scram-sha-256"])
                 .args(["--no-sync", "--no-instructions"])
                 .arg(format!("--pwfile={}", password_file.display())),
@@ -216,52 +236,96 @@ impl Cluster {
         // initdb's pg_hba.conf already allows `local`/`host 127.0.0.1/32` replication with
         // scram-sha-256; the lab relies on those lines.
         let conf = node.data_dir().join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf)
-            .map_err(|error| LabError::io("read", &conf, error))?;
+        let mut text =
+            std::fs::read_to_string(&conf).map_err(|error| LabError::io("read", &conf, error))?;
         text.push_str(&format!("\ninclude '{LAB_CONF}'\n"));
         process::write_file(&conf, &text, 0o600, true)?;
 
+        let started = self.start_node(opts, &mut node);
         self.nodes.push(node);
-        self.start_last_node(opts)?;
+        started?;
         let primary = self.primary();
         for database in ["postgres", "template1"] {
             // template1 too, so every database created later has the extension.
-            primary.psql_db(database, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")?;
+            primary.psql_db(
+                database,
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;",
+            )?;
         }
         Ok(())
     }
 
-    fn start_replica(&mut self, opts: &LabOptions, name: &str) -> Result<(), LabError> {
-        let node = self.new_node(name, Role::Replica);
+    /// Clones and starts the replicas concurrently (each `pg_basebackup` mostly waits on I/O).
+    /// Every replica is recorded, started or not, so that teardown finds all of them.
+    fn start_replicas(&mut self, opts: &LabOptions) -> Result<(), LabError> {
+        // Slots made up front and reserving WAL at once: otherwise one clone's checkpoint can
+        // recycle WAL another clone still has to stream.
+        let mut slots = String::new();
+        for number in 1..=opts.replicas {
+            slots.push_str(&format!(
+                "SELECT pg_create_physical_replication_slot('{}', true);\n",
+                slot_name(&format!("replica{number}"))
+            ));
+        }
+        self.primary().psql(&slots)?;
+        let this = &*self;
+        let outcomes: Vec<(Node, Result<(), LabError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..=opts.replicas)
+                .map(|number| {
+                    scope.spawn(move || {
+                        let mut node = this.new_node(&format!("replica{number}"), Role::Replica);
+                        let outcome = this
+                            .clone_primary(&node)
+                            .and_then(|()| this.start_node(opts, &mut node));
+                        (node, outcome)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("replica start-up thread panicked"))
+                .collect()
+        });
+        let mut first_error = None;
+        for (node, outcome) in outcomes {
+            self.nodes.push(node);
+            if let Err(error) = outcome {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// `pg_basebackup` of the primary into `node`'s data dir, with `standby.signal`,
+    /// `primary_conninfo` (application_name = node name) and its physical slot.
+    fn clone_primary(&self, node: &Node) -> Result<(), LabError> {
         process::create_dir(&node.node_dir, 0o700, true)?;
-        let primary = self.primary();
+        let name = node.name();
         let conninfo = format!(
             "host={} port={} user=postgres passfile={} application_name={name}",
             self.socket_dir.display(),
-            primary.port(),
+            self.primary().port(),
             self.server_passfile().display()
         );
         process::run(
             process::server_command(&self.install.bindir, "pg_basebackup")
                 .arg("-D")
                 .arg(node.data_dir())
-                .args(["-R", "-X", "stream", "-C", "-S", &format!("{name}_slot")])
+                .args(["-R", "-X", "stream", "-S", &slot_name(name)])
                 .args(["--checkpoint=fast", "--no-sync", "-d", &conninfo]),
-        )?;
-        self.nodes.push(node);
-        self.start_last_node(opts)
+        )
+        .map(drop)
     }
 
-    /// Writes the config of the last node on a free port and starts it, choosing another port
-    /// when something else took it first.
-    fn start_last_node(&mut self, opts: &LabOptions) -> Result<(), LabError> {
+    /// Writes `node`'s config on a free port and starts it, choosing another port when something
+    /// else took it first.
+    fn start_node(&self, opts: &LabOptions, node: &mut Node) -> Result<(), LabError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let port = process::free_port()?;
-            let conf = self.config(opts, self.nodes.last().expect("node was pushed"), port);
-            let node = self.nodes.last_mut().expect("node was pushed");
             node.port = port;
+            let conf = self.config(opts, node, port);
             process::write_file(&node.data_dir().join(LAB_CONF), &conf, 0o600, true)?;
             let log_before = std::fs::metadata(node.log_path()).map_or(0, |meta| meta.len());
             match node.start() {
@@ -280,7 +344,10 @@ impl Cluster {
         let mut settings: Vec<(String, String)> = vec![
             ("port", port.to_string()),
             ("listen_addresses", "127.0.0.1".to_string()),
-            ("unix_socket_directories", self.socket_dir.display().to_string()),
+            (
+                "unix_socket_directories",
+                self.socket_dir.display().to_string(),
+            ),
             ("cluster_name", format!("{}-{}", opts.name, node.name())),
             ("shared_preload_libraries", "pg_stat_statements".to_string()),
             ("logging_collector", "off".to_string()),
@@ -332,13 +399,23 @@ impl Cluster {
         if wanted.is_empty() {
             return Ok(());
         }
-        wait_until(REPLICATION_TIMEOUT, "every replica to stream from the primary", || {
-            let status = self.replication_status().ok()?;
-            wanted
-                .iter()
-                .all(|name| status.iter().any(|s| s.name == *name && s.state == "streaming"))
-                .then_some(())
-        })
+        wait_until(
+            REPLICATION_TIMEOUT,
+            "every replica to stream from the primary",
+            || {
+                let status = self.replication_status().ok()?;
+                wanted
+                    .iter()
+                    .all(|name| {
+                        status.iter().any(|replica| {
+                            replica.name == *name
+                                && replica.state == "streaming"
+                                && replica.replay_lag_bytes.is_some()
+                        })
+                    })
+                    .then_some(())
+            },
+        )
     }
 
     /// The primary.
@@ -363,7 +440,12 @@ impl Cluster {
             .find(|node| node.name() == name)
             .ok_or_else(|| LabError::UnknownNode {
                 name: name.to_string(),
-                known: self.nodes.iter().map(Node::name).collect::<Vec<_>>().join(", "),
+                known: self
+                    .nodes
+                    .iter()
+                    .map(Node::name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -412,11 +494,16 @@ impl Cluster {
     /// write made on the primary before this call is visible on every replica after it.
     pub fn wait_for_replay(&self, timeout: Duration) -> Result<(), LabError> {
         let lsn = self.primary().psql("SELECT pg_current_wal_lsn();")?;
-        let check = format!("SELECT pg_last_wal_replay_lsn() >= {}::pg_lsn;", quote_literal(&lsn));
+        let check = format!(
+            "SELECT pg_last_wal_replay_lsn() >= {}::pg_lsn;",
+            quote_literal(&lsn)
+        );
         for replica in self.replicas() {
-            wait_until(timeout, &format!("{} to replay up to {lsn}", replica.name()), || {
-                (replica.psql(&check).ok()? == "t").then_some(())
-            })?;
+            wait_until(
+                timeout,
+                &format!("{} to replay up to {lsn}", replica.name()),
+                || (replica.psql(&check).ok()? == "t").then_some(()),
+            )?;
         }
         Ok(())
     }
@@ -434,6 +521,13 @@ impl Cluster {
         let path = self.dir.join(STATE_FILE);
         let json = serde_json::to_string_pretty(&state).expect("lab state serialises");
         process::write_file(&path, &json, 0o644, false)?;
+        // A persisted lab outlives this process; it must not look orphaned.
+        match std::fs::remove_file(self.dir.join(OWNER_FILE)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LabError::io("remove", self.dir.join(OWNER_FILE), error));
+            }
+            _ => {}
+        }
         self.owned = false;
         Ok(path)
     }
@@ -446,10 +540,16 @@ impl Cluster {
             dir: dir.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|error| no_lab(format!("cannot read {}: {error}", path.display())))?;
-        let state: LabState = serde_json::from_str(&text)
-            .map_err(|error| no_lab(format!("{} is not a lab state file: {error}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => no_lab(format!("it has no {STATE_FILE}")),
+            _ => no_lab(format!("cannot read {}: {error}", path.display())),
+        })?;
+        let state: LabState = serde_json::from_str(&text).map_err(|error| {
+            no_lab(format!(
+                "{} is not a lab state file: {error}",
+                path.display()
+            ))
+        })?;
         if state.nodes.is_empty() {
             return Err(no_lab(format!("{} lists no nodes", path.display())));
         }
@@ -506,7 +606,10 @@ impl Cluster {
             return;
         }
         if std::env::var_os(KEEP_ENV).is_some() {
-            eprintln!("pgdbre-lab: kept {} ({KEEP_ENV} is set)", self.dir.display());
+            eprintln!(
+                "pgdbre-lab: kept {} ({KEEP_ENV} is set)",
+                self.dir.display()
+            );
             return;
         }
         if let Err(error) = self.remove_dirs() {
@@ -530,7 +633,11 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, LabError> {
         let running = Cluster::load(&dir)
             .map(|lab| lab.nodes().any(Node::is_running))
             .unwrap_or(false);
-        let state = if running { "is running" } else { "is recorded (stopped)" };
+        let state = if running {
+            "is running"
+        } else {
+            "is recorded (stopped)"
+        };
         return Err(LabError::DirInUse {
             reason: format!(
                 "a lab {state} there; stop and remove it with `pgdbre lab down --dir {}`, or \
@@ -550,6 +657,62 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, LabError> {
     }
     process::create_dir(&dir, 0o755, false)?;
     Ok(dir)
+}
+
+/// Stops and removes temp clusters whose owning process died without its `Drop` running (a test
+/// binary killed by a timeout or a signal), so that servers do not pile up on the machine.
+/// Persisted labs have no owner file and are never touched.
+fn sweep_orphans() {
+    let Ok(entries) = std::fs::read_dir(TEMP_PARENT) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_temp_cluster = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        let owner = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<libc::pid_t>().ok());
+        let Some(owner) = owner.filter(|_| is_temp_cluster) else {
+            continue;
+        };
+        if process::is_alive(owner) || dir.join(STATE_FILE).exists() {
+            continue;
+        }
+        tracing::info!(dir = %dir.display(), owner, "removing a cluster left by a dead process");
+        let postmasters = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|node| {
+                std::fs::read_to_string(node.path().join("data/postmaster.pid")).ok()
+            })
+            .filter_map(|pid_file| pid_file.lines().next()?.trim().parse::<libc::pid_t>().ok());
+        for pid in postmasters {
+            // SIGQUIT is PostgreSQL's immediate shutdown; the data is thrown away anyway.
+            // SAFETY: sending a signal; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGQUIT);
+            }
+            let gone = wait_until(
+                Duration::from_secs(10),
+                "an orphaned server to exit",
+                || (!process::is_alive(pid)).then_some(()),
+            );
+            if gone.is_err() {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        // Another process may be sweeping the same directory; whoever is second finds less.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The physical replication slot of replica `node`.
+fn slot_name(node: &str) -> String {
+    format!("{node}_slot")
 }
 
 fn socket_path_len(socket_dir: &Path) -> usize {

@@ -103,7 +103,11 @@ pub enum LabError {
 }
 
 impl LabError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         LabError::Io {
             action,
             path: path.into(),

@@ -112,6 +112,12 @@ impl PgInstall {
         installs
     }
 
+    /// A command for server program `program` of this install (`pg_checksums`, `pg_resetwal`, ...)
+    /// that runs as the server's OS user when we are root, as the servers themselves do.
+    pub fn server_command(&self, program: &str) -> Command {
+        process::server_command(&self.bindir, program)
+    }
+
     /// Whether the server was built with OpenSSL (the PyPI wheel is not), i.e. can do TLS.
     pub fn supports_tls(&self) -> bool {
         process::run(Command::new(self.bindir.join("pg_config")).arg("--configure"))
@@ -138,9 +144,14 @@ fn candidate_bindirs() -> Vec<PathBuf> {
     }
     let mut debian: Vec<(u32, PathBuf)> = read_dir_names(Path::new(DEBIAN_ROOT))
         .into_iter()
-        .filter_map(|name| Some((name.parse().ok()?, Path::new(DEBIAN_ROOT).join(&name).join("bin"))))
+        .filter_map(|name| {
+            Some((
+                name.parse().ok()?,
+                Path::new(DEBIAN_ROOT).join(&name).join("bin"),
+            ))
+        })
         .collect();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
     candidates.extend(debian.into_iter().map(|(_, bindir)| bindir));
     for name in read_dir_names(Path::new(WHEEL_GLOB_PREFIX)) {
         if name.starts_with("python3") {

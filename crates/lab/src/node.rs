@@ -53,6 +53,7 @@ pub struct Node {
     pub(crate) role: Role,
     pub(crate) port: u16,
     pub(crate) node_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     pub(crate) socket_dir: PathBuf,
     pub(crate) passfile: PathBuf,
     pub(crate) ca_cert: Option<PathBuf>,
@@ -81,8 +82,8 @@ impl Node {
     }
 
     /// PGDATA.
-    pub fn data_dir(&self) -> PathBuf {
-        self.node_dir.join("data")
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The server log (`pg_ctl -l`); the server writes here from its first line.
@@ -181,7 +182,11 @@ impl Node {
     /// Opens a `psql` session in `dbname` that stays connected, runs `sql` in it (for example
     /// `BEGIN; LOCK TABLE t;`) and returns once `sql` has completed. The session ends, with
     /// everything it holds, when the returned value is dropped.
-    pub fn background_session(&self, dbname: &str, sql: &str) -> Result<BackgroundSession, LabError> {
+    pub fn background_session(
+        &self,
+        dbname: &str,
+        sql: &str,
+    ) -> Result<BackgroundSession, LabError> {
         let mut session = BackgroundSession::open(self, dbname)?;
         if !sql.trim().is_empty() {
             session.execute(sql)?;

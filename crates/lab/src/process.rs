@@ -26,7 +26,9 @@ pub(crate) fn is_root() -> bool {
 pub(crate) fn server_command(bindir: &Path, program: &str) -> Command {
     let mut command = if is_root() {
         let mut command = Command::new("runuser");
-        command.args(["-u", SERVER_USER, "--"]).arg(bindir.join(program));
+        command
+            .args(["-u", SERVER_USER, "--"])
+            .arg(bindir.join(program));
         command
     } else {
         Command::new(bindir.join(program))
@@ -75,7 +77,7 @@ pub(crate) fn run(command: &mut Command) -> Result<String, LabError> {
     check_output(command, output)
 }
 
-pub(crate) fn check_output(command: &Command, output: Output) -> Result<String, LabError> {
+fn check_output(command: &Command, output: Output) -> Result<String, LabError> {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if output.status.success() {
         return Ok(stdout);

@@ -62,7 +62,10 @@ impl BackgroundSession {
                     break;
                 }
                 let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
-                stderr_sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&text);
+                stderr_sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&text);
             }
         });
         let mut session = BackgroundSession {

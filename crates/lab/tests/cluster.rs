@@ -10,9 +10,17 @@ fn shared_cluster_answers_and_isolates_databases() {
     assert_eq!(primary.psql("SELECT 1 + 1;").unwrap(), "2");
     let database = testing::fresh_database(cluster);
     primary
-        .psql_db(&database, "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);")
+        .psql_db(
+            &database,
+            "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);",
+        )
         .unwrap();
-    assert_eq!(primary.psql_db(&database, "SELECT count(*) FROM t;").unwrap(), "2");
+    assert_eq!(
+        primary
+            .psql_db(&database, "SELECT count(*) FROM t;")
+            .unwrap(),
+        "2"
+    );
     let extensions = primary
         .psql_db(&database, "SELECT extname FROM pg_extension ORDER BY 1;")
         .unwrap();
@@ -45,9 +53,14 @@ fn background_session_holds_a_lock_until_dropped() {
     let cluster = testing::shared();
     let primary = cluster.primary();
     let database = testing::fresh_database(cluster);
-    primary.psql_db(&database, "CREATE TABLE locked (id int);").unwrap();
+    primary
+        .psql_db(&database, "CREATE TABLE locked (id int);")
+        .unwrap();
     let session = primary
-        .background_session(&database, "BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE;")
+        .background_session(
+            &database,
+            "BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE;",
+        )
         .unwrap();
     let pid = session.pid();
     let holds = format!(
@@ -60,10 +73,14 @@ fn background_session_holds_a_lock_until_dropped() {
     assert_eq!(primary.psql(&state).unwrap(), "idle in transaction");
 
     drop(session);
-    wait_until(Duration::from_secs(10), "the session's backend to exit", || {
-        let gone = format!("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = {pid};");
-        (primary.psql(&gone).ok()? == "t").then_some(())
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the session's backend to exit",
+        || {
+            let gone = format!("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = {pid};");
+            (primary.psql(&gone).ok()? == "t").then_some(())
+        },
+    )
     .unwrap();
 }
 
@@ -72,7 +89,9 @@ fn background_session_can_wait_on_a_lock() {
     let cluster = testing::shared();
     let primary = cluster.primary();
     let database = testing::fresh_database(cluster);
-    primary.psql_db(&database, "CREATE TABLE contended (id int);").unwrap();
+    primary
+        .psql_db(&database, "CREATE TABLE contended (id int);")
+        .unwrap();
     let _holder = primary
         .background_session(&database, "BEGIN; LOCK TABLE contended;")
         .unwrap();
@@ -82,9 +101,11 @@ fn background_session_can_wait_on_a_lock() {
         "SELECT wait_event_type FROM pg_stat_activity WHERE pid = {};",
         waiter.pid()
     );
-    wait_until(Duration::from_secs(10), "the second session to wait", || {
-        (primary.psql(&waiting).ok()? == "Lock").then_some(())
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the second session to wait",
+        || (primary.psql(&waiting).ok()? == "Lock").then_some(()),
+    )
     .unwrap();
 }
 
@@ -117,10 +138,8 @@ fn teardown_stops_servers_and_removes_the_dir_even_after_a_panic() {
 
 #[test]
 fn settings_apply_and_nodes_restart() {
-    let cluster = Cluster::start(
-        LabOptions::new(PgInstall::for_tests()).setting("work_mem", "8MB"),
-    )
-    .unwrap();
+    let cluster =
+        Cluster::start(LabOptions::new(PgInstall::for_tests()).setting("work_mem", "8MB")).unwrap();
     let primary = cluster.primary();
     assert_eq!(primary.psql("SHOW work_mem;").unwrap(), "8MB");
     primary.set_settings(&[("work_mem", "16MB")]).unwrap();
@@ -143,10 +162,21 @@ fn tls_verifies_against_the_lab_ca() {
     assert!(ca.exists());
     let dsn = format!("{} sslmode=verify-full", cluster.primary().tcp_dsn());
     let output = std::process::Command::new(cluster.install().bindir.join("psql"))
-        .args(["-X", "-A", "-t", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid();", &dsn])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid();",
+            &dsn,
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "t");
 }
 
@@ -157,10 +187,16 @@ fn every_installed_major_starts_with_a_replica() {
         let started = Instant::now();
         let cluster = Cluster::start(LabOptions::new(install).replicas(2))
             .unwrap_or_else(|error| panic!("PostgreSQL {major}: {error}"));
-        eprintln!("PostgreSQL {major}: primary + 2 replicas up in {:?}", started.elapsed());
+        eprintln!(
+            "PostgreSQL {major}: primary + 2 replicas up in {:?}",
+            started.elapsed()
+        );
         let version = cluster.primary().psql("SHOW server_version_num;").unwrap();
         assert!(version.starts_with(&major.to_string()), "{version}");
-        cluster.primary().psql("CREATE TABLE t AS SELECT 1 AS x;").unwrap();
+        cluster
+            .primary()
+            .psql("CREATE TABLE t AS SELECT 1 AS x;")
+            .unwrap();
         cluster.wait_for_replay(Duration::from_secs(10)).unwrap();
         for replica in cluster.replicas() {
             assert_eq!(replica.psql("SELECT x FROM t;").unwrap(), "1");

@@ -67,7 +67,13 @@ impl FromStr for SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            _ => return Err(invalid_value("sslmode", text, "disable, allow, prefer, require, verify-ca or verify-full")),
+            _ => {
+                return Err(invalid_value(
+                    "sslmode",
+                    text,
+                    "disable, allow, prefer, require, verify-ca or verify-full",
+                ))
+            }
         })
     }
 }
@@ -241,7 +247,8 @@ impl ConnConfig {
             let user_file = env("PGSERVICEFILE")
                 .map(PathBuf::from)
                 .or_else(|| home.as_ref().map(|home| home.join(".pg_service.conf")));
-            let sysconfdir = env("PGSYSCONFDIR").unwrap_or_else(|| service::DEFAULT_SYSCONFDIR.into());
+            let sysconfdir =
+                env("PGSYSCONFDIR").unwrap_or_else(|| service::DEFAULT_SYSCONFDIR.into());
             let files: Vec<PathBuf> = user_file
                 .into_iter()
                 .chain([Path::new(&sysconfdir).join("pg_service.conf")])
@@ -270,7 +277,10 @@ impl ConnConfig {
         let user = match options.non_empty("user") {
             Some(user) => user.to_owned(),
             None => os_user_name().ok_or_else(|| {
-                PgError::Config("could not determine the operating system user name; hint: set user= or PGUSER".into())
+                PgError::Config(
+                    "could not determine the operating system user name; hint: set user= or PGUSER"
+                        .into(),
+                )
             })?,
         };
         let dbname = options.non_empty("dbname").unwrap_or(&user).to_owned();
@@ -331,7 +341,13 @@ impl ConnConfig {
             None | Some("prefer") => tokio_postgres::config::ChannelBinding::Prefer,
             Some("disable") => tokio_postgres::config::ChannelBinding::Disable,
             Some("require") => tokio_postgres::config::ChannelBinding::Require,
-            Some(other) => return Err(invalid_value("channel_binding", other, "disable, prefer or require")),
+            Some(other) => {
+                return Err(invalid_value(
+                    "channel_binding",
+                    other,
+                    "disable, prefer or require",
+                ))
+            }
         };
         let target_session_attrs = match options.non_empty("target_session_attrs") {
             Some(text) => text.parse()?,
@@ -354,17 +370,21 @@ impl ConnConfig {
                 .transpose()?,
             tcp_user_timeout: options
                 .non_empty("tcp_user_timeout")
-                .map(|text| parse_number::<u64>("tcp_user_timeout", text).map(Duration::from_millis))
+                .map(|text| {
+                    parse_number::<u64>("tcp_user_timeout", text).map(Duration::from_millis)
+                })
                 .transpose()?,
             channel_binding,
             ssl_mode,
             ssl_root_cert: root_cert,
-            ssl_cert: options
-                .non_empty("sslcert")
-                .map_or_else(|| postgresql_dir(home).join("postgresql.crt"), PathBuf::from),
-            ssl_key: options
-                .non_empty("sslkey")
-                .map_or_else(|| postgresql_dir(home).join("postgresql.key"), PathBuf::from),
+            ssl_cert: options.non_empty("sslcert").map_or_else(
+                || postgresql_dir(home).join("postgresql.crt"),
+                PathBuf::from,
+            ),
+            ssl_key: options.non_empty("sslkey").map_or_else(
+                || postgresql_dir(home).join("postgresql.key"),
+                PathBuf::from,
+            ),
             target_session_attrs,
         };
         config.attach_passwords(options, home);
@@ -388,7 +408,9 @@ impl ConnConfig {
         };
         for host in &mut self.hosts {
             let name = if host.host.is_empty() {
-                host.hostaddr.map(|addr| addr.to_string()).unwrap_or_default()
+                host.hostaddr
+                    .map(|addr| addr.to_string())
+                    .unwrap_or_default()
             } else if host.is_unix_socket() && is_default_socket_dir(&host.host) {
                 "localhost".to_owned()
             } else {
@@ -406,7 +428,12 @@ impl ConnConfig {
 
     /// A short, secret-free name for the target: `host:port/dbname` (hosts comma-separated).
     pub fn target(&self) -> String {
-        let hosts = self.hosts.iter().map(HostSpec::label).collect::<Vec<_>>().join(",");
+        let hosts = self
+            .hosts
+            .iter()
+            .map(HostSpec::label)
+            .collect::<Vec<_>>()
+            .join(",");
         format!("{hosts}/{}", self.dbname)
     }
 
@@ -549,7 +576,12 @@ fn build_hosts(options: &Options) -> Result<Vec<HostSpec>, PgError> {
             if host.is_empty() && hostaddr.is_none() {
                 host = default_socket_dir().to_owned();
             }
-            Ok(HostSpec { host, hostaddr, port, password: None })
+            Ok(HostSpec {
+                host,
+                hostaddr,
+                port,
+                password: None,
+            })
         })
         .collect()
 }
@@ -585,7 +617,9 @@ fn parse_number<T: FromStr>(name: &str, text: &str) -> Result<T, PgError> {
 }
 
 fn invalid_value(name: &str, value: &str, expected: &str) -> PgError {
-    PgError::Config(format!("invalid {name} value \"{value}\"; hint: use {expected}"))
+    PgError::Config(format!(
+        "invalid {name} value \"{value}\"; hint: use {expected}"
+    ))
 }
 
 /// `HOME` if set, else the password database's home directory (as libpq 16+).
@@ -619,8 +653,12 @@ fn passwd_entry() -> Option<(String, PathBuf)> {
         if status != 0 || result.is_null() || entry.pw_name.is_null() || entry.pw_dir.is_null() {
             return None;
         }
-        let name = std::ffi::CStr::from_ptr(entry.pw_name).to_string_lossy().into_owned();
-        let home = std::ffi::CStr::from_ptr(entry.pw_dir).to_string_lossy().into_owned();
+        let name = std::ffi::CStr::from_ptr(entry.pw_name)
+            .to_string_lossy()
+            .into_owned();
+        let home = std::ffi::CStr::from_ptr(entry.pw_dir)
+            .to_string_lossy()
+            .into_owned();
         Some((name, PathBuf::from(home)))
     }
 }
@@ -628,7 +666,11 @@ fn passwd_entry() -> Option<(String, PathBuf)> {
 /// Quotes a conninfo value when it needs it (empty, whitespace, quote or backslash), as libpq
 /// expects: `'it\'s'`. Useful for building conninfo strings such as `primary_conninfo`.
 pub fn quote_value(value: &str) -> String {
-    if !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c == '\'' || c == '\\') {
+    if !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
+    {
         return value.to_owned();
     }
     let escaped = value.replace('\\', "\\\\").replace('\'', "\\'");
@@ -640,7 +682,12 @@ impl fmt::Display for ConnConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |values: Vec<String>| values.join(",");
         let names = join(self.hosts.iter().map(|host| host.host.clone()).collect());
-        let ports = join(self.hosts.iter().map(|host| host.port.to_string()).collect());
+        let ports = join(
+            self.hosts
+                .iter()
+                .map(|host| host.port.to_string())
+                .collect(),
+        );
         let mut parts = Vec::new();
         if !names.chars().all(|c| c == ',') {
             parts.push(format!("host={}", quote_value(&names)));
@@ -649,7 +696,11 @@ impl fmt::Display for ConnConfig {
             let addrs = self
                 .hosts
                 .iter()
-                .map(|host| host.hostaddr.map(|addr| addr.to_string()).unwrap_or_default())
+                .map(|host| {
+                    host.hostaddr
+                        .map(|addr| addr.to_string())
+                        .unwrap_or_default()
+                })
                 .collect();
             parts.push(format!("hostaddr={}", join(addrs)));
         }
@@ -664,9 +715,15 @@ impl fmt::Display for ConnConfig {
             parts.push("sslrootcert=system".into());
         }
         if self.target_session_attrs != TargetSessionAttrs::Any {
-            parts.push(format!("target_session_attrs={}", self.target_session_attrs.as_str()));
+            parts.push(format!(
+                "target_session_attrs={}",
+                self.target_session_attrs.as_str()
+            ));
         }
-        parts.push(format!("application_name={}", quote_value(&self.application_name)));
+        parts.push(format!(
+            "application_name={}",
+            quote_value(&self.application_name)
+        ));
         if let Some(options) = &self.options {
             parts.push(format!("options={}", quote_value(options)));
         }
@@ -687,8 +744,12 @@ mod tests {
 
     /// Resolves with exactly `vars` as the environment (and a HOME that has no files).
     fn resolve(dsn: &str, vars: &[(&str, &str)]) -> Result<ConnConfig, PgError> {
-        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        map.entry("HOME".into()).or_insert_with(|| "/nonexistent-home".into());
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        map.entry("HOME".into())
+            .or_insert_with(|| "/nonexistent-home".into());
         ConnConfig::resolve_with_env(Some(dsn), &move |name| map.get(name).cloned())
     }
 
@@ -749,18 +810,36 @@ mod tests {
 
     #[test]
     fn application_name_precedence() {
-        assert_eq!(ok("fallback_application_name=fb", &[]).application_name(), "fb");
-        assert_eq!(ok("fallback_application_name=fb", &[("PGAPPNAME", "env")]).application_name(), "env");
-        assert_eq!(ok("application_name=x fallback_application_name=fb", &[]).application_name(), "x");
+        assert_eq!(
+            ok("fallback_application_name=fb", &[]).application_name(),
+            "fb"
+        );
+        assert_eq!(
+            ok("fallback_application_name=fb", &[("PGAPPNAME", "env")]).application_name(),
+            "env"
+        );
+        assert_eq!(
+            ok("application_name=x fallback_application_name=fb", &[]).application_name(),
+            "x"
+        );
     }
 
     #[test]
     fn service_file_sits_between_dsn_and_environment() {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("services.conf");
-        std::fs::write(&file, "[app]\nhost=svchost\nport=7000\ndbname=svcdb\nuser=svcuser\n").expect("write");
+        std::fs::write(
+            &file,
+            "[app]\nhost=svchost\nport=7000\ndbname=svcdb\nuser=svcuser\n",
+        )
+        .expect("write");
         let file = file.to_str().expect("utf-8 path");
-        let vars = [("PGSERVICEFILE", file), ("PGPORT", "6000"), ("PGHOST", "envhost"), ("PGUSER", "envuser")];
+        let vars = [
+            ("PGSERVICEFILE", file),
+            ("PGPORT", "6000"),
+            ("PGHOST", "envhost"),
+            ("PGUSER", "envuser"),
+        ];
         let config = ok("service=app user=dsnuser", &vars);
         assert_eq!(config.user(), "dsnuser");
         assert_eq!(config.hosts()[0].host(), "svchost");
@@ -793,7 +872,10 @@ mod tests {
 
         let config = ok("host=db.example hostaddr=127.0.0.1", &[]);
         assert_eq!(config.hosts()[0].tls_name(), "db.example");
-        assert_eq!(config.hosts()[0].hostaddr(), Some("127.0.0.1".parse().expect("ip")));
+        assert_eq!(
+            config.hosts()[0].hostaddr(),
+            Some("127.0.0.1".parse().expect("ip"))
+        );
         assert!(!config.hosts()[0].is_unix_socket());
 
         assert!(err("host=a,b port=1,2,3", &[]).contains("3 port numbers to 2 hosts"));
@@ -817,7 +899,10 @@ mod tests {
         assert!(err("client_encoding=LATIN1", &[]).contains("LATIN1"));
         assert!(resolve("client_encoding=utf-8", &[]).is_ok());
         assert!(err("connect_timeout=soon", &[]).contains("\"soon\""));
-        assert_eq!(ok("connect_timeout=1", &[]).connect_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            ok("connect_timeout=1", &[]).connect_timeout(),
+            Some(Duration::from_secs(2))
+        );
     }
 
     #[test]
@@ -832,7 +917,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let passfile = dir.path().join("pgpass");
-        std::fs::write(&passfile, "a:5432:db:u:pw-a\n*:*:*:u:pw-any\nlocalhost:5432:db:u:pw-local\n").expect("write");
+        std::fs::write(
+            &passfile,
+            "a:5432:db:u:pw-a\n*:*:*:u:pw-any\nlocalhost:5432:db:u:pw-local\n",
+        )
+        .expect("write");
         std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let passfile = passfile.to_str().expect("utf-8 path");
         let config = ok("host=a,b user=u dbname=db", &[("PGPASSFILE", passfile)]);
@@ -843,9 +932,15 @@ mod tests {
         std::fs::write(passfile, "localhost:5432:db:u:pw-local\n").expect("write");
         let config = ok(&format!("user=u dbname=db passfile={passfile}"), &[]);
         assert_eq!(config.hosts()[0].password(), Some("pw-local"));
-        let config = ok("user=u dbname=db password=given", &[("PGPASSFILE", passfile)]);
+        let config = ok(
+            "user=u dbname=db password=given",
+            &[("PGPASSFILE", passfile)],
+        );
         assert_eq!(config.hosts()[0].password(), Some("given"));
-        let config = ok("host=/elsewhere user=u dbname=db", &[("PGPASSFILE", passfile)]);
+        let config = ok(
+            "host=/elsewhere user=u dbname=db",
+            &[("PGPASSFILE", passfile)],
+        );
         assert_eq!(config.hosts()[0].password(), None);
     }
 
@@ -861,7 +956,9 @@ mod tests {
             assert!(shown.contains("password=********"), "{shown}");
         }
         let config = ok("postgresql://u:hunter2-secret@h/db", &[]);
-        assert!(config.to_string().starts_with("host=h port=5432 user=u dbname=db password=********"));
+        assert!(config
+            .to_string()
+            .starts_with("host=h port=5432 user=u dbname=db password=********"));
         assert!(!ok("host=h", &[]).to_string().contains("password"));
     }
 
@@ -869,7 +966,10 @@ mod tests {
     fn quoting_round_trips_through_the_parser() {
         for value in ["plain", "", "two words", r"it's \ odd"] {
             let dsn = format!("application_name={}", quote_value(value));
-            assert_eq!(ok(&dsn, &[]).application_name(), if value.is_empty() { "pgdbre" } else { value });
+            assert_eq!(
+                ok(&dsn, &[]).application_name(),
+                if value.is_empty() { "pgdbre" } else { value }
+            );
         }
     }
 }

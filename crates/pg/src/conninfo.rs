@@ -15,11 +15,19 @@ pub(crate) struct Keyword {
 }
 
 const fn used(name: &'static str, env: Option<&'static str>) -> Keyword {
-    Keyword { name, env, ignored: false }
+    Keyword {
+        name,
+        env,
+        ignored: false,
+    }
 }
 
 const fn ignored(name: &'static str) -> Keyword {
-    Keyword { name, env: None, ignored: true }
+    Keyword {
+        name,
+        env: None,
+        ignored: true,
+    }
 }
 
 /// Every keyword pgdbre understands, in libpq's order.
@@ -304,8 +312,8 @@ fn percent_decode(text: &str, part: &str) -> Result<String, PgError> {
             Some(byte) => decoded.push(byte),
             None => {
                 return Err(PgError::InvalidDsn(format!(
-                    "invalid percent-encoded token in the URI {part}; hint: encode a literal % as %25"
-                )))
+                "invalid percent-encoded token in the URI {part}; hint: encode a literal % as %25"
+            )))
             }
         }
         index += 3;
@@ -357,10 +365,19 @@ mod tests {
 
     #[test]
     fn conninfo_quoted_values_and_escapes() {
-        assert_eq!(get(r"password='it\'s a \\ pass'", "password").as_deref(), Some(r"it's a \ pass"));
-        assert_eq!(get("application_name=''", "application_name").as_deref(), Some(""));
+        assert_eq!(
+            get(r"password='it\'s a \\ pass'", "password").as_deref(),
+            Some(r"it's a \ pass")
+        );
+        assert_eq!(
+            get("application_name=''", "application_name").as_deref(),
+            Some("")
+        );
         assert_eq!(get(r"password=a\ b", "password").as_deref(), Some("a b"));
-        assert_eq!(get("options='-c statement_timeout=5s'", "options").as_deref(), Some("-c statement_timeout=5s"));
+        assert_eq!(
+            get("options='-c statement_timeout=5s'", "options").as_deref(),
+            Some("-c statement_timeout=5s")
+        );
     }
 
     #[test]
@@ -402,7 +419,10 @@ mod tests {
 
     #[test]
     fn uri_unix_socket_forms() {
-        assert_eq!(get("postgresql://%2Fvar%2Frun%2Fpostgresql/db", "host").as_deref(), Some("/var/run/postgresql"));
+        assert_eq!(
+            get("postgresql://%2Fvar%2Frun%2Fpostgresql/db", "host").as_deref(),
+            Some("/var/run/postgresql")
+        );
         let dsn = "postgresql:///db?host=/tmp&port=5433";
         assert_eq!(get(dsn, "host").as_deref(), Some("/tmp"));
         assert_eq!(get(dsn, "dbname").as_deref(), Some("db"));
@@ -419,7 +439,10 @@ mod tests {
 
     #[test]
     fn uri_ssl_true_means_require() {
-        assert_eq!(get("postgresql://h/d?ssl=true", "sslmode").as_deref(), Some("require"));
+        assert_eq!(
+            get("postgresql://h/d?ssl=true", "sslmode").as_deref(),
+            Some("require")
+        );
     }
 
     #[test]

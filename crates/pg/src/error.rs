@@ -178,7 +178,9 @@ impl PgError {
     pub fn is_tls_failure(&self) -> bool {
         match self {
             PgError::Tls { .. } => true,
-            PgError::AllHostsFailed { attempts, .. } => attempts.iter().any(PgError::is_tls_failure),
+            PgError::AllHostsFailed { attempts, .. } => {
+                attempts.iter().any(PgError::is_tls_failure)
+            }
             _ => false,
         }
     }
@@ -207,13 +209,15 @@ impl PgError {
             return PgError::AuthFailed {
                 target,
                 user: user.to_owned(),
-                message: format!("the server asked for a password for user \"{user}\" but none was given"),
+                message: format!(
+                    "the server asked for a password for user \"{user}\" but none was given"
+                ),
             };
         }
         if message.contains("TLS") || message.contains("certificate") {
             return PgError::Tls { target, message };
         }
-        if is_io_unreachable(error) {
+        if is_socket_failure(error) {
             return PgError::Unreachable { target, message };
         }
         PgError::Connect { target, message }
@@ -237,7 +241,7 @@ fn full_message(error: &tokio_postgres::Error) -> String {
 
 /// tokio-postgres reports socket-level failures (refused, no such socket, DNS, connect timeout)
 /// as its "connect" kind; its display text is the only stable handle on that kind.
-fn is_io_unreachable(error: &tokio_postgres::Error) -> bool {
+fn is_socket_failure(error: &tokio_postgres::Error) -> bool {
     error.to_string().starts_with("error connecting to server")
 }
 
@@ -262,8 +266,14 @@ mod tests {
         let error = PgError::AllHostsFailed {
             target: "a:1,b:2/db".into(),
             attempts: vec![
-                PgError::Unreachable { target: "a:1".into(), message: "refused".into() },
-                PgError::Unreachable { target: "b:2".into(), message: "refused".into() },
+                PgError::Unreachable {
+                    target: "a:1".into(),
+                    message: "refused".into(),
+                },
+                PgError::Unreachable {
+                    target: "b:2".into(),
+                    message: "refused".into(),
+                },
             ],
         };
         let text = error.to_string();

@@ -20,8 +20,8 @@ mod session;
 mod tls;
 
 pub use config::{
-    quote_value, ConnConfig, HostSpec, RootCert, SslMode, TargetSessionAttrs, DEFAULT_APPLICATION_NAME,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
+    quote_value, ConnConfig, HostSpec, RootCert, SslMode, TargetSessionAttrs,
+    DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
 };
 pub use error::{PgError, INSUFFICIENT_PRIVILEGE};
 pub use redact::{redact, MASK};

@@ -21,7 +21,10 @@ pub(crate) struct Lookup<'a> {
 pub(crate) fn password_from_file(path: &Path, lookup: &Lookup<'_>) -> Option<String> {
     let metadata = std::fs::metadata(path).ok()?;
     if !metadata.is_file() {
-        tracing::warn!("password file \"{}\" is not a plain file; ignoring it", path.display());
+        tracing::warn!(
+            "password file \"{}\" is not a plain file; ignoring it",
+            path.display()
+        );
         return None;
     }
     if !permissions_are_private(&metadata) {
@@ -35,7 +38,10 @@ pub(crate) fn password_from_file(path: &Path, lookup: &Lookup<'_>) -> Option<Str
     let contents = match std::fs::read_to_string(path) {
         Ok(contents) => contents,
         Err(error) => {
-            tracing::warn!("could not read password file \"{}\": {error}", path.display());
+            tracing::warn!(
+                "could not read password file \"{}\": {error}",
+                path.display()
+            );
             return None;
         }
     };
@@ -104,7 +110,12 @@ mod tests {
     use std::io::Write;
 
     fn lookup<'a>(host: &'a str, port: u16, dbname: &'a str, user: &'a str) -> Lookup<'a> {
-        Lookup { host, port, dbname, user }
+        Lookup {
+            host,
+            port,
+            dbname,
+            user,
+        }
     }
 
     #[test]
@@ -114,9 +125,18 @@ mod tests {
                     *:*:*:alice:second\n\
                     db1:5432:app:alice:third\n\
                     *:5433:*:*:any-user\n";
-        assert_eq!(find_password(file, &lookup("db1", 5432, "app", "alice")).as_deref(), Some("first"));
-        assert_eq!(find_password(file, &lookup("db2", 1, "x", "alice")).as_deref(), Some("second"));
-        assert_eq!(find_password(file, &lookup("db9", 5433, "x", "bob")).as_deref(), Some("any-user"));
+        assert_eq!(
+            find_password(file, &lookup("db1", 5432, "app", "alice")).as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            find_password(file, &lookup("db2", 1, "x", "alice")).as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            find_password(file, &lookup("db9", 5433, "x", "bob")).as_deref(),
+            Some("any-user")
+        );
         assert_eq!(find_password(file, &lookup("db9", 5432, "x", "bob")), None);
     }
 
@@ -132,7 +152,10 @@ mod tests {
     #[test]
     fn unescaped_colon_in_password_is_kept_and_short_lines_skipped() {
         let file = "h:5432:d\nh:5432:d:u:a:b\r\n";
-        assert_eq!(find_password(file, &lookup("h", 5432, "d", "u")).as_deref(), Some("a:b"));
+        assert_eq!(
+            find_password(file, &lookup("h", 5432, "d", "u")).as_deref(),
+            Some("a:b")
+        );
     }
 
     #[test]
@@ -151,11 +174,17 @@ mod tests {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert_eq!(password_from_file(path, &lookup("h", 1, "d", "u")), None);
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(password_from_file(path, &lookup("h", 1, "d", "u")).as_deref(), Some("secret"));
+        assert_eq!(
+            password_from_file(path, &lookup("h", 1, "d", "u")).as_deref(),
+            Some("secret")
+        );
     }
 
     #[test]
     fn missing_file_gives_no_password() {
-        assert_eq!(password_from_file(Path::new("/nonexistent/.pgpass"), &lookup("h", 1, "d", "u")), None);
+        assert_eq!(
+            password_from_file(Path::new("/nonexistent/.pgpass"), &lookup("h", 1, "d", "u")),
+            None
+        );
     }
 }

@@ -127,13 +127,19 @@ mod tests {
     fn conninfo_quoted_value_with_escapes_and_spaces() {
         let text = r"connect failed: host=db password = 'it\'s a \\ secret' dbname=x";
         let redacted = redact(text);
-        assert_eq!(redacted, "connect failed: host=db password = ******** dbname=x");
+        assert_eq!(
+            redacted,
+            "connect failed: host=db password = ******** dbname=x"
+        );
         assert!(!redacted.contains("secret"));
     }
 
     #[test]
     fn keyword_case_and_env_assignment() {
-        assert_eq!(redact("PGPASSWORD=hunter2 psql"), "PGPASSWORD=******** psql");
+        assert_eq!(
+            redact("PGPASSWORD=hunter2 psql"),
+            "PGPASSWORD=******** psql"
+        );
         assert_eq!(redact("Password=x"), "Password=********");
     }
 
@@ -148,7 +154,10 @@ mod tests {
             "postgres://db/app?password=********&sslmode=require"
         );
         assert_eq!(redact("postgresql://app@db/x"), "postgresql://app@db/x");
-        assert_eq!(redact("postgresql://a:p@ss@db/x"), "postgresql://a:********@db/x");
+        assert_eq!(
+            redact("postgresql://a:p@ss@db/x"),
+            "postgresql://a:********@db/x"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub(crate) const DEFAULT_SYSCONFDIR: &str = "/etc/postgresql-common";
 
 /// Fills the keywords of `service` that `options` does not set yet, from the first of `files`
 /// that defines it.
-pub(crate) fn apply(service: &str, files: &[PathBuf], options: &mut Options) -> Result<(), PgError> {
+pub(crate) fn apply(
+    service: &str,
+    files: &[PathBuf],
+    options: &mut Options,
+) -> Result<(), PgError> {
     for path in files {
         let contents = match std::fs::read_to_string(path) {
             Ok(contents) => contents,
@@ -116,9 +120,15 @@ mod tests {
             .expect("defined");
         assert_eq!(
             entries,
-            vec![("host", "db1".into()), ("port", "5433".into()), ("dbname", "app db".into())]
+            vec![
+                ("host", "db1".into()),
+                ("port", "5433".into()),
+                ("dbname", "app db".into())
+            ]
         );
-        assert!(find_service(FILE, "missing", Path::new("f")).expect("parses").is_none());
+        assert!(find_service(FILE, "missing", Path::new("f"))
+            .expect("parses")
+            .is_none());
     }
 
     #[test]
@@ -152,10 +162,17 @@ mod tests {
         let text = find_service("[app]\nbogus=1\n", "app", Path::new("svc.conf"))
             .expect_err("unknown keyword")
             .to_string();
-        assert!(text.contains("\"bogus\"") && text.contains("svc.conf") && text.contains("line 2"), "{text}");
-        let missing = apply("nope", &[PathBuf::from("/nonexistent/x.conf")], &mut Options::default())
-            .expect_err("not found")
-            .to_string();
+        assert!(
+            text.contains("\"bogus\"") && text.contains("svc.conf") && text.contains("line 2"),
+            "{text}"
+        );
+        let missing = apply(
+            "nope",
+            &[PathBuf::from("/nonexistent/x.conf")],
+            &mut Options::default(),
+        )
+        .expect_err("not found")
+        .to_string();
         assert!(missing.contains("\"nope\" not found"), "{missing}");
     }
 }

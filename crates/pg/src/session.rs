@@ -40,7 +40,9 @@ impl Session {
 
         let passes = match config.target_session_attrs() {
             // libpq: look for a standby on every host first, then accept any server.
-            TargetSessionAttrs::PreferStandby => vec![TargetSessionAttrs::Standby, TargetSessionAttrs::Any],
+            TargetSessionAttrs::PreferStandby => {
+                vec![TargetSessionAttrs::Standby, TargetSessionAttrs::Any]
+            }
             wanted => vec![wanted],
         };
         let mut attempts = Vec::new();
@@ -61,7 +63,10 @@ impl Session {
                 return Err(only);
             }
         }
-        Err(PgError::AllHostsFailed { target: config.target(), attempts })
+        Err(PgError::AllHostsFailed {
+            target: config.target(),
+            attempts,
+        })
     }
 
     /// The underlying client.
@@ -125,7 +130,8 @@ async fn connect_host(
     connector: &MakeRustlsConnect,
 ) -> Result<Session, PgError> {
     let target = format!("{}/{}", host.label(), config.dbname());
-    if config.ssl_mode() == SslMode::VerifyFull && host.host().is_empty() && !host.is_unix_socket() {
+    if config.ssl_mode() == SslMode::VerifyFull && host.host().is_empty() && !host.is_unix_socket()
+    {
         return Err(PgError::Config(format!(
             "host name must be specified for a verified TLS connection to {target}; hint: set host= \
              to the name in the server certificate alongside hostaddr="
@@ -172,7 +178,11 @@ async fn attempt(
             .await
             .map_err(|error| PgError::query(target, &error))?;
         let info = ServerInfo::from_row(&row).map_err(|error| PgError::query(target, &error))?;
-        Ok(Session { client, info, target: target.to_owned() })
+        Ok(Session {
+            client,
+            info,
+            target: target.to_owned(),
+        })
     };
     let result = match config.connect_timeout() {
         Some(limit) => tokio::time::timeout(limit, open).await.unwrap_or_else(|_| {
@@ -193,12 +203,45 @@ fn scrub(error: PgError, password: Option<&str>) -> PgError {
     };
     let clean = |text: String| text.replace(password, crate::redact::MASK);
     match error {
-        PgError::Connect { target, message } => PgError::Connect { target, message: clean(message) },
-        PgError::Tls { target, message } => PgError::Tls { target, message: clean(message) },
-        PgError::Unreachable { target, message } => PgError::Unreachable { target, message: clean(message) },
-        PgError::AuthFailed { target, user, message } => PgError::AuthFailed { target, user, message: clean(message) },
-        PgError::Server { target, code, message } => PgError::Server { target, code, message: clean(message) },
-        PgError::Query { target, message, code } => PgError::Query { target, message: clean(message), code },
+        PgError::Connect { target, message } => PgError::Connect {
+            target,
+            message: clean(message),
+        },
+        PgError::Tls { target, message } => PgError::Tls {
+            target,
+            message: clean(message),
+        },
+        PgError::Unreachable { target, message } => PgError::Unreachable {
+            target,
+            message: clean(message),
+        },
+        PgError::AuthFailed {
+            target,
+            user,
+            message,
+        } => PgError::AuthFailed {
+            target,
+            user,
+            message: clean(message),
+        },
+        PgError::Server {
+            target,
+            code,
+            message,
+        } => PgError::Server {
+            target,
+            code,
+            message: clean(message),
+        },
+        PgError::Query {
+            target,
+            message,
+            code,
+        } => PgError::Query {
+            target,
+            message: clean(message),
+            code,
+        },
         other => other,
     }
 }

@@ -43,9 +43,12 @@ pub(crate) fn client_config(config: &ConnConfig) -> Result<rustls::ClientConfig,
     let verifier: Arc<dyn ServerCertVerifier> = match (verification, roots) {
         (Verification::None, _) => Arc::new(AcceptAnyCertificate(provider.clone())),
         (verification, Some(roots)) => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|error| tls_config_error(format!("cannot use the root certificates: {error}")))?;
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|error| {
+                        tls_config_error(format!("cannot use the root certificates: {error}"))
+                    })?;
             if verification == Verification::Chain {
                 Arc::new(ChainOnly(webpki))
             } else {
@@ -70,15 +73,17 @@ pub(crate) fn client_config(config: &ConnConfig) -> Result<rustls::ClientConfig,
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     match load_client_identity(config.ssl_cert(), config.ssl_key())? {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|error| tls_config_error(format!("cannot use the client certificate: {error}"))),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|error| {
+            tls_config_error(format!("cannot use the client certificate: {error}"))
+        }),
         None => Ok(builder.with_no_client_auth()),
     }
 }
 
 fn tls_config_error(message: String) -> PgError {
-    PgError::Config(format!("{message}; hint: check sslrootcert, sslcert and sslkey"))
+    PgError::Config(format!(
+        "{message}; hint: check sslrootcert, sslcert and sslkey"
+    ))
 }
 
 /// The trusted roots, or `None` when the root file does not exist.
@@ -95,7 +100,10 @@ fn load_roots(config: &ConnConfig) -> Result<Option<RootCertStore>, PgError> {
             }
             for certificate in read_certificates(path)? {
                 store.add(certificate).map_err(|error| {
-                    tls_config_error(format!("invalid root certificate in \"{}\": {error}", path.display()))
+                    tls_config_error(format!(
+                        "invalid root certificate in \"{}\": {error}",
+                        path.display()
+                    ))
                 })?;
             }
             Ok(Some(store))
@@ -107,16 +115,24 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PgErro
     let bytes = read(path, "certificate")?;
     let certificates = rustls_pemfile::certs(&mut bytes.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| tls_config_error(format!("cannot parse \"{}\": {error}", path.display())))?;
+        .map_err(|error| {
+            tls_config_error(format!("cannot parse \"{}\": {error}", path.display()))
+        })?;
     if certificates.is_empty() {
-        return Err(tls_config_error(format!("no PEM certificate found in \"{}\"", path.display())));
+        return Err(tls_config_error(format!(
+            "no PEM certificate found in \"{}\"",
+            path.display()
+        )));
     }
     Ok(certificates)
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, PgError> {
     std::fs::read(path).map_err(|error| {
-        tls_config_error(format!("cannot read {what} file \"{}\": {error}", path.display()))
+        tls_config_error(format!(
+            "cannot read {what} file \"{}\": {error}",
+            path.display()
+        ))
     })
 }
 
@@ -133,7 +149,9 @@ fn load_client_identity(
     let key_bytes = read(key, "private key")?;
     let key = rustls_pemfile::private_key(&mut key_bytes.as_slice())
         .map_err(|error| tls_config_error(format!("cannot parse \"{}\": {error}", key.display())))?
-        .ok_or_else(|| tls_config_error(format!("no private key found in \"{}\"", key.display())))?;
+        .ok_or_else(|| {
+            tls_config_error(format!("no private key found in \"{}\"", key.display()))
+        })?;
     Ok(Some((chain, key)))
 }
 
@@ -159,7 +177,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, signature, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -168,7 +191,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, signature, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -189,7 +217,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             // WebPKI checks the name only after the chain verified, so this error means "chain ok".
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -226,15 +257,20 @@ mod tests {
     use super::*;
 
     fn config(dsn: &str) -> ConnConfig {
-        ConnConfig::resolve_with_env(Some(dsn), &|name| (name == "HOME").then(|| "/nonexistent-home".into()))
-            .unwrap_or_else(|e| panic!("{dsn}: {e}"))
+        ConnConfig::resolve_with_env(Some(dsn), &|name| {
+            (name == "HOME").then(|| "/nonexistent-home".into())
+        })
+        .unwrap_or_else(|e| panic!("{dsn}: {e}"))
     }
 
     #[test]
     fn verify_modes_need_a_root_file() {
         let error = client_config(&config("host=h sslmode=verify-ca")).expect_err("no root file");
         let text = error.to_string();
-        assert!(text.contains("/nonexistent-home/.postgresql/root.crt") && text.contains("hint:"), "{text}");
+        assert!(
+            text.contains("/nonexistent-home/.postgresql/root.crt") && text.contains("hint:"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -254,7 +290,9 @@ mod tests {
         let path = dir.path().join("root.crt");
         std::fs::write(&path, "not pem").expect("write");
         let dsn = format!("host=h sslmode=verify-full sslrootcert={}", path.display());
-        let text = client_config(&config(&dsn)).expect_err("bad pem").to_string();
+        let text = client_config(&config(&dsn))
+            .expect_err("bad pem")
+            .to_string();
         assert!(text.contains("no PEM certificate"), "{text}");
     }
 }

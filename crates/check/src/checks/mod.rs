@@ -30,15 +30,28 @@ mod tests {
             let m = check.meta();
             assert!(seen.insert(m.id), "duplicate id {}", m.id);
             assert!(
-                m.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                m.id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "id {} is not kebab-case",
                 m.id
             );
-            assert!(!m.title.is_empty() && !m.measures.is_empty(), "{} lacks a title or description", m.id);
-            assert!(!m.runbook.why.is_empty() && !m.runbook.action.is_empty() && !m.runbook.next.is_empty());
+            assert!(
+                !m.title.is_empty() && !m.measures.is_empty(),
+                "{} lacks a title or description",
+                m.id
+            );
+            assert!(
+                !m.runbook.why.is_empty()
+                    && !m.runbook.action.is_empty()
+                    && !m.runbook.next.is_empty()
+            );
             for p in m.params {
                 if p.name == "warning" {
-                    assert!(m.param("critical").is_some(), "{} has warning without critical", m.id);
+                    assert!(
+                        m.param("critical").is_some(),
+                        "{} has warning without critical",
+                        m.id
+                    );
                 }
             }
         }

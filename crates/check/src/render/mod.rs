@@ -17,7 +17,11 @@ use crate::{Severity, TargetReport};
 
 /// The worst severity over all targets.
 pub fn worst(reports: &[TargetReport]) -> Severity {
-    reports.iter().map(TargetReport::severity).max().unwrap_or(Severity::Ok)
+    reports
+        .iter()
+        .map(TargetReport::severity)
+        .max()
+        .unwrap_or(Severity::Ok)
 }
 
 /// Exit code for a run: 0 ok/info, 1 warning, 2 critical, 3 unknown (a target or check failed).

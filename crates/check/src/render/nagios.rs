@@ -15,14 +15,31 @@ pub fn nagios(reports: &[TargetReport]) -> String {
         }
         for result in &report.results {
             if let Status::Error { message } = &result.status {
-                problems.push(format!("{} {}: check failed: {message}", report.target, result.meta.id));
+                problems.push(format!(
+                    "{} {}: check failed: {message}",
+                    report.target, result.meta.id
+                ));
             }
-            for finding in result.findings.iter().filter(|f| f.severity >= Severity::Warning) {
-                problems.push(format!("{} {} {}: {}", finding.severity.label(), result.meta.id, finding.object, finding.summary));
+            for finding in result
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning)
+            {
+                problems.push(format!(
+                    "{} {} {}: {}",
+                    finding.severity.label(),
+                    result.meta.id,
+                    finding.object,
+                    finding.summary
+                ));
             }
         }
         let count = |s: Severity| report.results.iter().filter(|r| r.severity == s).count();
-        let prefix = if reports.len() > 1 { format!("{}_", report.target.replace([' ', '\''], "_")) } else { String::new() };
+        let prefix = if reports.len() > 1 {
+            format!("{}_", report.target.replace([' ', '\''], "_"))
+        } else {
+            String::new()
+        };
         perf.push(format!(
             "'{prefix}critical'={} '{prefix}warning'={} '{prefix}time'={:.3}s",
             count(Severity::Critical),
@@ -36,5 +53,13 @@ pub fn nagios(reports: &[TargetReport]) -> String {
     } else {
         problems.join("; ")
     };
-    format!("PGDBRE {} - {summary} | {}\n", severity.label(), perf.join(" "))
+    if perf.is_empty() {
+        format!("PGDBRE {} - {summary}\n", severity.label())
+    } else {
+        format!(
+            "PGDBRE {} - {summary} | {}\n",
+            severity.label(),
+            perf.join(" ")
+        )
+    }
 }

@@ -8,7 +8,12 @@ pub fn prometheus(reports: &[TargetReport]) -> String {
     let mut out = String::new();
     out.push_str("# HELP pgdbre_check_up Whether the target could be checked (1) or not (0).\n# TYPE pgdbre_check_up gauge\n");
     for r in reports {
-        let _ = writeln!(out, "pgdbre_check_up{{target=\"{}\"}} {}", esc(&r.target), u8::from(r.error.is_none()));
+        let _ = writeln!(
+            out,
+            "pgdbre_check_up{{target=\"{}\"}} {}",
+            esc(&r.target),
+            u8::from(r.error.is_none())
+        );
     }
     out.push_str("# HELP pgdbre_check_status Worst severity per check: 0 ok, 1 warning, 2 critical, 3 unknown; -1 skipped.\n# TYPE pgdbre_check_status gauge\n");
     for r in reports {
@@ -60,5 +65,8 @@ pub fn prometheus(reports: &[TargetReport]) -> String {
 
 /// Escapes a label value per the exposition format.
 fn esc(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -28,14 +28,26 @@ fn paint(label: &str, severity: Severity, color: bool) -> String {
 }
 
 fn target(out: &mut String, report: &TargetReport, color: bool) {
-    let version = report.server_version.as_deref().map(|v| format!(" — PostgreSQL {v}")).unwrap_or_default();
+    let version = report
+        .server_version
+        .as_deref()
+        .map(|v| format!(" — PostgreSQL {v}"))
+        .unwrap_or_default();
     let role = report.role.map(|r| format!(", {r}")).unwrap_or_default();
     let _ = writeln!(out, "{}{version}{role}", report.target);
     if let Some(error) = &report.error {
-        let _ = writeln!(out, "  {} {error}\n", paint("UNKNOWN", Severity::Unknown, color));
+        let _ = writeln!(
+            out,
+            "  {} {error}\n",
+            paint("UNKNOWN", Severity::Unknown, color)
+        );
         return;
     }
-    let mut ranked: Vec<_> = report.results.iter().flat_map(|r| r.findings.iter().map(move |f| (r, f))).collect();
+    let mut ranked: Vec<_> = report
+        .results
+        .iter()
+        .flat_map(|r| r.findings.iter().map(move |f| (r, f)))
+        .collect();
     ranked.sort_by(|(ra, a), (rb, b)| b.severity.cmp(&a.severity).then(ra.meta.id.cmp(rb.meta.id)));
     for (result, finding) in &ranked {
         let _ = writeln!(
@@ -57,12 +69,23 @@ fn target(out: &mut String, report: &TargetReport, color: bool) {
         }
     }
     // One "what to do" per check that fired, not per finding.
-    let mut fired: Vec<_> = report.results.iter().filter(|r| r.severity >= Severity::Warning && !r.findings.is_empty()).collect();
+    let mut fired: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.severity >= Severity::Warning && !r.findings.is_empty())
+        .collect();
     fired.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.meta.id.cmp(b.meta.id)));
     if !fired.is_empty() {
-        let _ = writeln!(out, "\n  What to do (full runbook: pgdbre check --explain ID):");
+        let _ = writeln!(
+            out,
+            "\n  What to do (full runbook: pgdbre check --explain ID):"
+        );
         for result in fired {
-            let _ = writeln!(out, "  - {}: {}", result.meta.id, result.meta.runbook.action);
+            let _ = writeln!(
+                out,
+                "  - {}: {}",
+                result.meta.id, result.meta.runbook.action
+            );
         }
     }
     let errors: Vec<_> = report
@@ -74,7 +97,11 @@ fn target(out: &mut String, report: &TargetReport, color: bool) {
         })
         .collect();
     for (id, message) in &errors {
-        let _ = writeln!(out, "  {} {id:<32} check failed: {message}", paint("UNKNOWN", Severity::Unknown, color));
+        let _ = writeln!(
+            out,
+            "  {} {id:<32} check failed: {message}",
+            paint("UNKNOWN", Severity::Unknown, color)
+        );
     }
     let skipped: Vec<_> = report
         .results
@@ -87,11 +114,20 @@ fn target(out: &mut String, report: &TargetReport, color: bool) {
     if !skipped.is_empty() {
         let _ = writeln!(out, "\n  Skipped:");
         for (id, reason, fix) in &skipped {
-            let fix = fix.as_deref().map(|f| format!(" — fix: {f}")).unwrap_or_default();
+            let fix = fix
+                .as_deref()
+                .map(|f| format!(" — fix: {f}"))
+                .unwrap_or_default();
             let _ = writeln!(out, "  - {id}: {reason}{fix}");
         }
     }
-    let count = |s: Severity| report.results.iter().filter(|r| r.severity == s && matches!(r.status, Status::Ran)).count();
+    let count = |s: Severity| {
+        report
+            .results
+            .iter()
+            .filter(|r| r.severity == s && matches!(r.status, Status::Ran))
+            .count()
+    };
     let _ = writeln!(
         out,
         "\n  {} checks in {:.0} ms: {} critical, {} warning, {} info, {} ok, {} skipped, {} failed\n",

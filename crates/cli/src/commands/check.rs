@@ -12,9 +12,11 @@ use std::time::Duration;
 const USAGE_ERROR: u8 = 3;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Exit status follows the Nagios convention for every output format: \
+#[command(
+    after_help = "Exit status follows the Nagios convention for every output format: \
 0 ok, 1 warning, 2 critical, 3 unknown (a target or check could not be evaluated, or bad input).\n\
-Without --dsn the connection comes from PGHOST, PGPORT, PGUSER, PGDATABASE, ... as for psql.")]
+Without --dsn the connection comes from PGHOST, PGPORT, PGUSER, PGDATABASE, ... as for psql."
+)]
 pub struct CheckArgs {
     /// Connection string or URI (libpq syntax); repeat for several servers, checked concurrently.
     #[arg(short = 'd', long = "dsn", value_name = "DSN")]
@@ -83,21 +85,33 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 print!("{}", explain(*check));
                 ExitCode::SUCCESS
             }
-            None => usage_error(&format!("unknown check id `{id}`; run `pgdbre check --list` to see the catalog")),
+            None => usage_error(&format!(
+                "unknown check id `{id}`; run `pgdbre check --list` to see the catalog"
+            )),
         };
     }
     let prepared = match prepare(&args, &catalog) {
         Ok(p) => p,
         Err(message) => return usage_error(&message),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return usage_error(&format!("cannot start the async runtime: {e}")),
     };
     let (configs, selection, thresholds) = prepared;
-    let options = RunOptions { jobs: args.jobs.max(1), statement_timeout: Duration::from_secs(args.statement_timeout), ..RunOptions::default() };
+    let options = RunOptions {
+        jobs: args.jobs.max(1),
+        statement_timeout: Duration::from_secs(args.statement_timeout),
+        ..RunOptions::default()
+    };
     let reports = runtime.block_on(async {
-        let runs = configs.iter().map(|c| pgdbre_check::run_target(c, &catalog, &selection, &thresholds, &options));
+        let runs = configs
+            .iter()
+            .map(|c| pgdbre_check::run_target(c, &catalog, &selection, &thresholds, &options));
         pgdbre_check::join_all(runs).await
     });
     let color = match args.color {
@@ -124,26 +138,42 @@ fn prepare(args: &CheckArgs, catalog: &[&'static dyn Check]) -> Result<Prepared,
         None => Thresholds::default(),
     };
     for assignment in &args.set {
-        thresholds.set(assignment, catalog).map_err(|e| e.to_string())?;
+        thresholds
+            .set(assignment, catalog)
+            .map_err(|e| e.to_string())?;
     }
     let mut categories = Vec::new();
     for name in &args.category {
-        let found = catalog.iter().map(|c| c.meta().category).find(|c| c.name() == name);
+        let found = catalog
+            .iter()
+            .map(|c| c.meta().category)
+            .find(|c| c.name() == name);
         match found {
             Some(c) => categories.push(c),
             None => {
-                let mut names: Vec<&str> = catalog.iter().map(|c| c.meta().category.name()).collect();
+                let mut names: Vec<&str> =
+                    catalog.iter().map(|c| c.meta().category.name()).collect();
                 names.dedup();
-                return Err(format!("unknown category `{name}`; categories are: {}", names.join(", ")));
+                return Err(format!(
+                    "unknown category `{name}`; categories are: {}",
+                    names.join(", ")
+                ));
             }
         }
     }
-    let selection = Selection { only: args.only.clone(), skip: args.skip.clone(), categories };
+    let selection = Selection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+        categories,
+    };
     selection.validate(catalog)?;
     let configs = if args.dsns.is_empty() {
         vec![ConnConfig::resolve(None).map_err(|e| e.to_string())?]
     } else {
-        args.dsns.iter().map(|d| ConnConfig::resolve(Some(d)).map_err(|e| e.to_string())).collect::<Result<_, _>>()?
+        args.dsns
+            .iter()
+            .map(|d| ConnConfig::resolve(Some(d)).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?
     };
     Ok((configs, selection, thresholds))
 }
@@ -162,24 +192,40 @@ fn list(catalog: &[&'static dyn Check]) -> String {
             out.push_str(&format!("\n{}:\n", m.category.name()));
             category = Some(m.category);
         }
-        let params: Vec<String> = m.params.iter().map(|p| format!("{}={}", p.name, p.default)).collect();
+        let params: Vec<String> = m
+            .params
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.default))
+            .collect();
         out.push_str(&format!("  {:<34} {}", m.id, m.title));
         if !params.is_empty() {
             out.push_str(&format!("  [{}]", params.join(" ")));
         }
         out.push('\n');
     }
-    out.push_str(&format!("\n{} checks. Details: pgdbre check --explain ID\n", catalog.len()));
+    out.push_str(&format!(
+        "\n{} checks. Details: pgdbre check --explain ID\n",
+        catalog.len()
+    ));
     out
 }
 
 fn explain(check: &dyn Check) -> String {
     let m = check.meta();
-    let mut out = format!("{} — {}\ncategory: {}\n\nMeasures: {}\n", m.id, m.title, m.category.name(), m.measures);
+    let mut out = format!(
+        "{} — {}\ncategory: {}\n\nMeasures: {}\n",
+        m.id,
+        m.title,
+        m.category.name(),
+        m.measures
+    );
     if !m.params.is_empty() {
         out.push_str("\nThresholds (override with --set ID.PARAM=VALUE or a --thresholds file):\n");
         for p in m.params {
-            out.push_str(&format!("  {:<20} default {} {} — {}\n", p.name, p.default, p.unit, p.help));
+            out.push_str(&format!(
+                "  {:<20} default {} {} — {}\n",
+                p.name, p.default, p.unit, p.help
+            ));
         }
     }
     let r = &m.requires;
@@ -191,6 +237,9 @@ fn explain(check: &dyn Check) -> String {
         needs.push("superuser".into());
     }
     out.push_str(&format!("\nRequires: {}\n", needs.join(", ")));
-    out.push_str(&format!("\nWhy it matters:\n  {}\n\nWhat to do:\n  {}\n\nNext:\n  {}\n", m.runbook.why, m.runbook.action, m.runbook.next));
+    out.push_str(&format!(
+        "\nWhy it matters:\n  {}\n\nWhat to do:\n  {}\n\nNext:\n  {}\n",
+        m.runbook.why, m.runbook.action, m.runbook.next
+    ));
     out
 }

@@ -83,7 +83,9 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_string(), value.to_string()))
         }
-        _ => Err(format!("expected NAME=VALUE, e.g. work_mem=64MB, got {text:?}")),
+        _ => Err(format!(
+            "expected NAME=VALUE, e.g. work_mem=64MB, got {text:?}"
+        )),
     }
 }
 
@@ -104,11 +106,16 @@ pub fn run(command: LabCommand) -> ExitCode {
 
 fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let install = PgInstall::find(args.pg_bin.as_deref(), args.pg_version)?;
-    let mut options = LabOptions::new(install).replicas(args.replicas).dir(&args.dir.dir);
+    let mut options = LabOptions::new(install)
+        .replicas(args.replicas)
+        .dir(&args.dir.dir);
     options.settings = args.settings;
     let started = Instant::now();
     let cluster = Cluster::start(options)?;
     let elapsed = started.elapsed();
+    // Persist before printing anything: if stdout goes away mid-print, the lab is still recorded.
+    let dir = cluster.persist()?;
+    let cluster = Cluster::load(&dir)?;
     println!(
         "PostgreSQL {} lab up in {:.1}s: {}",
         cluster.install().major,
@@ -116,10 +123,11 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         cluster.dir().display()
     );
     print_nodes(&cluster)?;
-    let dir = cluster.dir().to_path_buf();
-    cluster.persist()?;
     println!();
-    println!("Connect:  eval \"$(pgdbre lab env --dir {})\"; psql", dir.display());
+    println!(
+        "Connect:  eval \"$(pgdbre lab env --dir {})\"; psql",
+        dir.display()
+    );
     println!("Stop:     pgdbre lab down --dir {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,10 @@
 //! lag is `standby-replay-lag`.
 
 use crate::finding::{human_bytes, human_duration};
-use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Role, Runbook, Severity};
+use crate::{
+    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Role, Runbook,
+    Severity,
+};
 
 /// See the module docs.
 pub struct ReplicationLag;
@@ -72,10 +75,15 @@ impl Check for ReplicationLag {
             let by_bytes = lag_bytes.and_then(|b| ctx.severity_above(b as f64));
             let by_seconds = lag_seconds.and_then(|s| seconds_severity(ctx, s));
             let by_state = (!streaming).then_some(Severity::Warning);
-            let Some(severity) = [by_bytes, by_seconds, by_state].into_iter().flatten().max() else { continue };
+            let Some(severity) = [by_bytes, by_seconds, by_state].into_iter().flatten().max()
+            else {
+                continue;
+            };
 
             let name: Option<String> = row.get("application_name");
-            let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| format!("pid {}", row.get::<_, i32>("pid")));
+            let name = name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("pid {}", row.get::<_, i32>("pid")));
             let mut reasons = Vec::new();
             if by_bytes.is_some() {
                 reasons.push(format!(
@@ -92,21 +100,31 @@ impl Check for ReplicationLag {
                 ));
             }
             if by_state.is_some() {
-                reasons.push(format!("state is {} instead of streaming", state.as_deref().unwrap_or("unknown")));
+                reasons.push(format!(
+                    "state is {} instead of streaming",
+                    state.as_deref().unwrap_or("unknown")
+                ));
             }
             findings.push(
-                Finding::new(severity, format!("standby \"{name}\""), format!("standby {name}: {}", reasons.join("; ")))
-                    .with("application_name", name)
-                    .with("pid", row.get::<_, i32>("pid"))
-                    .with("client_addr", row.get::<_, Option<String>>("client_addr"))
-                    .with("state", state)
-                    .with("sync_state", row.get::<_, Option<String>>("sync_state"))
-                    .with("sent_lsn", row.get::<_, Option<String>>("sent_lsn"))
-                    .with("write_lsn", row.get::<_, Option<String>>("write_lsn"))
-                    .with("flush_lsn", row.get::<_, Option<String>>("flush_lsn"))
-                    .with("replay_lsn", row.get::<_, Option<String>>("replay_lsn"))
-                    .with("lag_bytes", lag_bytes)
-                    .with("replay_lag_seconds", lag_seconds.map(|s| (s * 1000.0).round() / 1000.0)),
+                Finding::new(
+                    severity,
+                    format!("standby \"{name}\""),
+                    format!("standby {name}: {}", reasons.join("; ")),
+                )
+                .with("application_name", name)
+                .with("pid", row.get::<_, i32>("pid"))
+                .with("client_addr", row.get::<_, Option<String>>("client_addr"))
+                .with("state", state)
+                .with("sync_state", row.get::<_, Option<String>>("sync_state"))
+                .with("sent_lsn", row.get::<_, Option<String>>("sent_lsn"))
+                .with("write_lsn", row.get::<_, Option<String>>("write_lsn"))
+                .with("flush_lsn", row.get::<_, Option<String>>("flush_lsn"))
+                .with("replay_lsn", row.get::<_, Option<String>>("replay_lsn"))
+                .with("lag_bytes", lag_bytes)
+                .with(
+                    "replay_lag_seconds",
+                    lag_seconds.map(|s| (s * 1000.0).round() / 1000.0),
+                ),
             );
         }
         Ok(findings)
@@ -138,25 +156,47 @@ mod tests {
         let dsn = primary.dsn();
 
         // Caught up and streaming: quiet with the default thresholds.
-        cluster.wait_for_replay(std::time::Duration::from_secs(30)).expect("replica catches up");
+        cluster
+            .wait_for_replay(std::time::Duration::from_secs(30))
+            .expect("replica catches up");
         let quiet = testkit::findings(&ReplicationLag, &dsn, &[]).await;
         assert!(quiet.is_empty(), "{quiet:?}");
 
-        replica.psql("SELECT pg_wal_replay_pause();").expect("pause replay");
+        replica
+            .psql("SELECT pg_wal_replay_pause();")
+            .expect("pause replay");
         write_wal(primary, "lag_probe", 50_000);
         let threshold = 1_048_576.0;
-        let finding = testkit::finding_where(&ReplicationLag, &dsn, &[("warning", threshold)], |f| {
-            f.evidence("application_name").and_then(|v| v.as_str()) == Some(replica.name())
-                && f.evidence("lag_bytes").and_then(|v| v.as_f64()).is_some_and(|b| b > threshold)
-        })
-        .await;
+        let finding =
+            testkit::finding_where(&ReplicationLag, &dsn, &[("warning", threshold)], |f| {
+                f.evidence("application_name").and_then(|v| v.as_str()) == Some(replica.name())
+                    && f.evidence("lag_bytes")
+                        .and_then(|v| v.as_f64())
+                        .is_some_and(|b| b > threshold)
+            })
+            .await;
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.object, format!("standby \"{}\"", replica.name()));
-        assert_eq!(finding.evidence("state").and_then(|v| v.as_str()), Some("streaming"));
-        assert_eq!(finding.evidence("sync_state").and_then(|v| v.as_str()), Some("async"));
-        assert!(finding.evidence("replay_lsn").and_then(|v| v.as_str()).is_some());
-        assert!(finding.summary.contains("not replayed"), "{}", finding.summary);
+        assert_eq!(
+            finding.evidence("state").and_then(|v| v.as_str()),
+            Some("streaming")
+        );
+        assert_eq!(
+            finding.evidence("sync_state").and_then(|v| v.as_str()),
+            Some("async")
+        );
+        assert!(finding
+            .evidence("replay_lsn")
+            .and_then(|v| v.as_str())
+            .is_some());
+        assert!(
+            finding.summary.contains("not replayed"),
+            "{}",
+            finding.summary
+        );
 
-        replica.psql("SELECT pg_wal_replay_resume();").expect("resume replay");
+        replica
+            .psql("SELECT pg_wal_replay_resume();")
+            .expect("resume replay");
     }
 }

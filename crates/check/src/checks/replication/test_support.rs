@@ -19,7 +19,9 @@ pub fn unique_name(prefix: &str) -> String {
 /// Starts a cluster of the test's own with `replicas` streaming replicas and extra `settings`;
 /// it stops and is removed when dropped.
 pub fn own_cluster(replicas: usize, settings: &[(&str, &str)]) -> Cluster {
-    let mut options = LabOptions::new(PgInstall::for_tests()).replicas(replicas).name("pgdbre-replication-test");
+    let mut options = LabOptions::new(PgInstall::for_tests())
+        .replicas(replicas)
+        .name("pgdbre-replication-test");
     for (name, value) in settings {
         options = options.setting(name, value);
     }
@@ -44,9 +46,14 @@ pub struct SlotGuard<'a> {
 impl<'a> SlotGuard<'a> {
     /// Creates a physical slot that reserves WAL at once (`immediately_reserve`).
     pub fn physical(node: &'a Node, name: &str) -> SlotGuard<'a> {
-        node.psql(&format!("SELECT pg_create_physical_replication_slot('{name}', true);"))
-            .expect("create a physical replication slot");
-        SlotGuard { node, name: name.to_string() }
+        node.psql(&format!(
+            "SELECT pg_create_physical_replication_slot('{name}', true);"
+        ))
+        .expect("create a physical replication slot");
+        SlotGuard {
+            node,
+            name: name.to_string(),
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //! until someone notices. With checksums the first read fails loudly and `pg_checksums --check`
 //! or `pg_amcheck` can sweep a copy.
 
-use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Requires, Runbook, Severity};
+use crate::{
+    Category, Check, CheckError, CheckMeta, Context, Finding, Requires, Runbook, Severity,
+};
 
 /// See the module docs.
 pub struct DataChecksumsOff;
@@ -65,14 +67,16 @@ mod tests {
     use super::*;
     use crate::testkit;
     use pgdbre_lab::{testing, Cluster, LabOptions, PgInstall};
-    use crate::checks::security::test_support::server_command;
 
     #[test]
     fn only_off_is_a_finding() {
         assert!(evaluate("on").is_none());
         let finding = evaluate("off").expect("off is reported");
         assert_eq!(finding.severity, Severity::Warning);
-        assert_eq!(finding.evidence("value").and_then(|v| v.as_str()), Some("off"));
+        assert_eq!(
+            finding.evidence("value").and_then(|v| v.as_str()),
+            Some("off")
+        );
     }
 
     #[tokio::test]
@@ -86,19 +90,36 @@ mod tests {
     /// operator would turn them on: `pg_checksums` on the cleanly stopped server.
     #[tokio::test]
     async fn reports_a_cluster_without_checksums() {
-        let cluster = Cluster::start(LabOptions::new(PgInstall::for_tests()).name("pgdbre-checksums"))
-            .expect("start a private cluster");
+        let cluster =
+            Cluster::start(LabOptions::new(PgInstall::for_tests()).name("pgdbre-checksums"))
+                .expect("start a private cluster");
         let primary = cluster.primary();
         primary.stop().expect("stop the primary");
-        let output = server_command(&primary.install().bindir, "pg_checksums")
-            .arg("--disable").arg("-D").arg(primary.data_dir()).output().expect("run pg_checksums");
-        assert!(output.status.success(), "pg_checksums --disable: {}", String::from_utf8_lossy(&output.stderr));
+        let output = primary
+            .install()
+            .server_command("pg_checksums")
+            .arg("--disable")
+            .arg("-D")
+            .arg(primary.data_dir())
+            .output()
+            .expect("run pg_checksums");
+        assert!(
+            output.status.success(),
+            "pg_checksums --disable: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         primary.start().expect("start the primary again");
 
         let findings = testkit::findings(&DataChecksumsOff, &primary.dsn(), &[]).await;
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].severity, Severity::Warning);
-        assert_eq!(findings[0].evidence("setting").and_then(|v| v.as_str()), Some("data_checksums"));
-        assert_eq!(findings[0].evidence("value").and_then(|v| v.as_str()), Some("off"));
+        assert_eq!(
+            findings[0].evidence("setting").and_then(|v| v.as_str()),
+            Some("data_checksums")
+        );
+        assert_eq!(
+            findings[0].evidence("value").and_then(|v| v.as_str()),
+            Some("off")
+        );
     }
 }

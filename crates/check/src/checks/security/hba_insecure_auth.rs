@@ -4,7 +4,9 @@
 //! `pg_hba_file_rules` shows the file as it is on disk now, so a broken edit is caught here
 //! before the next reload (which would keep the old rules and log an error nobody reads).
 
-use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Requires, Runbook, Severity};
+use crate::{
+    Category, Check, CheckError, CheckMeta, Context, Finding, Requires, Runbook, Severity,
+};
 use std::net::IpAddr;
 
 /// See the module docs.
@@ -65,7 +67,9 @@ impl HbaRule {
         if self.rule_type.as_deref() == Some("local") {
             return true;
         }
-        let Some(address) = self.address.as_deref() else { return false };
+        let Some(address) = self.address.as_deref() else {
+            return false;
+        };
         if address == "localhost" || address == "samehost" {
             return true;
         }
@@ -100,16 +104,27 @@ impl HbaRule {
 /// Severity and reason for one rule, if it is a problem.
 fn evaluate(rule: &HbaRule) -> Option<(Severity, String)> {
     if let Some(error) = &rule.error {
-        return Some((Severity::Critical, format!("has an error a reload will reject: {error}")));
+        return Some((
+            Severity::Critical,
+            format!("has an error a reload will reject: {error}"),
+        ));
     }
-    let from = if rule.is_local() { "local connections" } else { "the network" };
+    let from = if rule.is_local() {
+        "local connections"
+    } else {
+        "the network"
+    };
     match rule.auth_method.as_deref()? {
-        "trust" if rule.is_local() => {
-            Some((Severity::Warning, "trust: any local user can log in as any matching role".to_string()))
-        }
+        "trust" if rule.is_local() => Some((
+            Severity::Warning,
+            "trust: any local user can log in as any matching role".to_string(),
+        )),
         "trust" => Some((
             Severity::Critical,
-            format!("trust for {}: anyone who can reach the server logs in without a password", address_text(rule)),
+            format!(
+                "trust for {}: anyone who can reach the server logs in without a password",
+                address_text(rule)
+            ),
         )),
         "password" if rule.is_local() || rule.requires_ssl() => Some((
             Severity::Warning,
@@ -117,9 +132,15 @@ fn evaluate(rule: &HbaRule) -> Option<(Severity, String)> {
         )),
         "password" => Some((
             Severity::Critical,
-            format!("password sends clear-text passwords over the network from {}", address_text(rule)),
+            format!(
+                "password sends clear-text passwords over the network from {}",
+                address_text(rule)
+            ),
         )),
-        "md5" => Some((Severity::Warning, format!("md5 for {from}; prefer scram-sha-256"))),
+        "md5" => Some((
+            Severity::Warning,
+            format!("md5 for {from}; prefer scram-sha-256"),
+        )),
         _ => None,
     }
 }
@@ -139,7 +160,11 @@ impl Check for HbaInsecureAuth {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let sql = if ctx.info().version.major() >= 16 { SQL_PG16 } else { SQL_PG12 };
+        let sql = if ctx.info().version.major() >= 16 {
+            SQL_PG16
+        } else {
+            SQL_PG12
+        };
         let mut findings = Vec::new();
         for row in ctx.query(sql, &[]).await? {
             let rule = HbaRule {
@@ -153,18 +178,24 @@ impl Check for HbaInsecureAuth {
                 error: row.get("error"),
                 file_name: row.get("file_name"),
             };
-            let Some((severity, reason)) = evaluate(&rule) else { continue };
+            let Some((severity, reason)) = evaluate(&rule) else {
+                continue;
+            };
             findings.push(
-                Finding::new(severity, rule.object(), format!("line {} {reason}", rule.line_number))
-                    .with("line_number", rule.line_number)
-                    .with("type", rule.rule_type.clone())
-                    .with("database", rule.database.clone())
-                    .with("user_name", rule.user_name.clone())
-                    .with("address", rule.address.clone())
-                    .with("netmask", rule.netmask.clone())
-                    .with("auth_method", rule.auth_method.clone())
-                    .with("error", rule.error.clone())
-                    .with("file_name", rule.file_name.clone()),
+                Finding::new(
+                    severity,
+                    rule.object(),
+                    format!("line {} {reason}", rule.line_number),
+                )
+                .with("line_number", rule.line_number)
+                .with("type", rule.rule_type.clone())
+                .with("database", rule.database.clone())
+                .with("user_name", rule.user_name.clone())
+                .with("address", rule.address.clone())
+                .with("netmask", rule.netmask.clone())
+                .with("auth_method", rule.auth_method.clone())
+                .with("error", rule.error.clone())
+                .with("file_name", rule.file_name.clone()),
             );
         }
         Ok(findings)
@@ -196,20 +227,81 @@ mod tests {
     #[test]
     fn classifies_rules() {
         let all_v4 = Some("0.0.0.0");
-        assert_eq!(severity(&rule("local", None, None, "trust")), Some(Severity::Warning));
-        assert_eq!(severity(&rule("host", Some("127.0.0.1"), Some("255.255.255.255"), "trust")), Some(Severity::Warning));
-        assert_eq!(severity(&rule("host", Some("::1"), Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), "trust")), Some(Severity::Warning));
+        assert_eq!(
+            severity(&rule("local", None, None, "trust")),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity(&rule(
+                "host",
+                Some("127.0.0.1"),
+                Some("255.255.255.255"),
+                "trust"
+            )),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity(&rule(
+                "host",
+                Some("::1"),
+                Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+                "trust"
+            )),
+            Some(Severity::Warning)
+        );
         // 127.0.0.1 with a 0.0.0.0 mask matches every address.
-        assert_eq!(severity(&rule("host", Some("127.0.0.1"), all_v4, "trust")), Some(Severity::Critical));
-        assert_eq!(severity(&rule("host", all_v4, all_v4, "trust")), Some(Severity::Critical));
-        assert_eq!(severity(&rule("hostssl", Some("all"), None, "trust")), Some(Severity::Critical));
-        assert_eq!(severity(&rule("host", Some("samenet"), None, "trust")), Some(Severity::Critical));
-        assert_eq!(severity(&rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "password")), Some(Severity::Critical));
-        assert_eq!(severity(&rule("hostssl", Some("10.0.0.0"), Some("255.0.0.0"), "password")), Some(Severity::Warning));
-        assert_eq!(severity(&rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "md5")), Some(Severity::Warning));
-        assert_eq!(severity(&rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "scram-sha-256")), None);
+        assert_eq!(
+            severity(&rule("host", Some("127.0.0.1"), all_v4, "trust")),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            severity(&rule("host", all_v4, all_v4, "trust")),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            severity(&rule("hostssl", Some("all"), None, "trust")),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            severity(&rule("host", Some("samenet"), None, "trust")),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            severity(&rule(
+                "host",
+                Some("10.0.0.0"),
+                Some("255.0.0.0"),
+                "password"
+            )),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            severity(&rule(
+                "hostssl",
+                Some("10.0.0.0"),
+                Some("255.0.0.0"),
+                "password"
+            )),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity(&rule("host", Some("10.0.0.0"), Some("255.0.0.0"), "md5")),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity(&rule(
+                "host",
+                Some("10.0.0.0"),
+                Some("255.0.0.0"),
+                "scram-sha-256"
+            )),
+            None
+        );
         assert_eq!(severity(&rule("local", None, None, "peer")), None);
-        let broken = HbaRule { error: Some("invalid authentication method".into()), ..HbaRule::default() };
+        let broken = HbaRule {
+            error: Some("invalid authentication method".into()),
+            ..HbaRule::default()
+        };
         assert_eq!(severity(&broken), Some(Severity::Critical));
     }
 
@@ -227,8 +319,12 @@ mod tests {
         }
         text.push_str("host all all 0.0.0.0/0 trust\nhost all all 10.0.0.0/8 md5\nhost all all 10.0.0.0/8 bogus\n");
         // Appending as root keeps the file's owner and mode, so the server can still read it.
-        let mut file = std::fs::OpenOptions::new().append(true).open(&hba).expect("open pg_hba.conf");
-        file.write_all(text.as_bytes()).expect("append to pg_hba.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&hba)
+            .expect("open pg_hba.conf");
+        file.write_all(text.as_bytes())
+            .expect("append to pg_hba.conf");
         drop(file);
         if !existing.ends_with('\n') {
             lines += 1;
@@ -244,20 +340,47 @@ mod tests {
         };
         let trust = at(lines + 1);
         assert_eq!(trust.severity, Severity::Critical);
-        assert_eq!(trust.evidence("auth_method").and_then(|v| v.as_str()), Some("trust"));
-        assert_eq!(trust.evidence("type").and_then(|v| v.as_str()), Some("host"));
-        assert_eq!(trust.evidence("address").and_then(|v| v.as_str()), Some("0.0.0.0"));
-        assert_eq!(trust.evidence("netmask").and_then(|v| v.as_str()), Some("0.0.0.0"));
-        assert_eq!(trust.evidence("database"), Some(&serde_json::json!(["all"])));
+        assert_eq!(
+            trust.evidence("auth_method").and_then(|v| v.as_str()),
+            Some("trust")
+        );
+        assert_eq!(
+            trust.evidence("type").and_then(|v| v.as_str()),
+            Some("host")
+        );
+        assert_eq!(
+            trust.evidence("address").and_then(|v| v.as_str()),
+            Some("0.0.0.0")
+        );
+        assert_eq!(
+            trust.evidence("netmask").and_then(|v| v.as_str()),
+            Some("0.0.0.0")
+        );
+        assert_eq!(
+            trust.evidence("database"),
+            Some(&serde_json::json!(["all"]))
+        );
         let md5 = at(lines + 2);
         assert_eq!(md5.severity, Severity::Warning);
-        assert_eq!(md5.evidence("auth_method").and_then(|v| v.as_str()), Some("md5"));
-        assert_eq!(md5.evidence("address").and_then(|v| v.as_str()), Some("10.0.0.0"));
+        assert_eq!(
+            md5.evidence("auth_method").and_then(|v| v.as_str()),
+            Some("md5")
+        );
+        assert_eq!(
+            md5.evidence("address").and_then(|v| v.as_str()),
+            Some("10.0.0.0")
+        );
         let broken = at(lines + 3);
         assert_eq!(broken.severity, Severity::Critical);
-        assert!(broken.evidence("error").and_then(|v| v.as_str()).is_some(), "{broken:?}");
+        assert!(
+            broken.evidence("error").and_then(|v| v.as_str()).is_some(),
+            "{broken:?}"
+        );
         if primary.install().major >= 16 {
-            let file = trust.evidence("file_name").and_then(|v| v.as_str()).unwrap_or_default();
+            let file = trust
+                .evidence("file_name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
             assert!(file.ends_with("pg_hba.conf"), "{trust:?}");
         }
         // The lab's own lines (scram-sha-256) are not reported.

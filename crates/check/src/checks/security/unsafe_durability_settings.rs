@@ -5,7 +5,9 @@
 //! a corrupted cluster; `synchronous_commit = off` only loses the last commits. They are often
 //! left behind from a bulk load or a benchmark.
 
-use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity};
+use crate::{
+    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
+};
 
 /// See the module docs.
 pub struct UnsafeDurabilitySettings;
@@ -79,7 +81,9 @@ impl Check for UnsafeDurabilitySettings {
         for row in ctx.query(SQL, &[]).await? {
             let name: String = row.get("name");
             let value: String = row.get("setting");
-            let Some((severity, consequence)) = evaluate(&name, &value, atomic_page_writes) else { continue };
+            let Some((severity, consequence)) = evaluate(&name, &value, atomic_page_writes) else {
+                continue;
+            };
             let source: String = row.get("source");
             findings.push(
                 Finding::new(
@@ -107,10 +111,22 @@ mod tests {
     #[test]
     fn severities() {
         assert_eq!(evaluate("fsync", "on", false), None);
-        assert_eq!(evaluate("fsync", "off", true).map(|e| e.0), Some(Severity::Critical));
-        assert_eq!(evaluate("full_page_writes", "off", false).map(|e| e.0), Some(Severity::Critical));
-        assert_eq!(evaluate("full_page_writes", "off", true).map(|e| e.0), Some(Severity::Info));
-        assert_eq!(evaluate("synchronous_commit", "off", false).map(|e| e.0), Some(Severity::Info));
+        assert_eq!(
+            evaluate("fsync", "off", true).map(|e| e.0),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            evaluate("full_page_writes", "off", false).map(|e| e.0),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            evaluate("full_page_writes", "off", true).map(|e| e.0),
+            Some(Severity::Info)
+        );
+        assert_eq!(
+            evaluate("synchronous_commit", "off", false).map(|e| e.0),
+            Some(Severity::Info)
+        );
         assert_eq!(evaluate("synchronous_commit", "local", false), None);
     }
 
@@ -121,26 +137,42 @@ mod tests {
             .setting("fsync", "off")
             .setting("full_page_writes", "off");
         let cluster = Cluster::start(options).expect("start a private cluster");
-        let findings = testkit::findings(&UnsafeDurabilitySettings, &cluster.primary().dsn(), &[]).await;
+        let findings =
+            testkit::findings(&UnsafeDurabilitySettings, &cluster.primary().dsn(), &[]).await;
         for name in ["fsync", "full_page_writes"] {
             let finding = findings
                 .iter()
                 .find(|f| f.evidence("setting").and_then(|v| v.as_str()) == Some(name))
                 .unwrap_or_else(|| panic!("no finding for {name}: {findings:?}"));
             assert_eq!(finding.severity, Severity::Critical, "{finding:?}");
-            assert_eq!(finding.evidence("value").and_then(|v| v.as_str()), Some("off"));
-            assert_eq!(finding.evidence("source").and_then(|v| v.as_str()), Some("configuration file"));
-            let file = finding.evidence("sourcefile").and_then(|v| v.as_str()).unwrap_or_default();
+            assert_eq!(
+                finding.evidence("value").and_then(|v| v.as_str()),
+                Some("off")
+            );
+            assert_eq!(
+                finding.evidence("source").and_then(|v| v.as_str()),
+                Some("configuration file")
+            );
+            let file = finding
+                .evidence("sourcefile")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
             assert!(file.ends_with("pgdbre.conf"), "{finding:?}");
         }
         assert!(
-            !findings.iter().any(|f| f.evidence("setting").and_then(|v| v.as_str()) == Some("synchronous_commit")),
+            !findings
+                .iter()
+                .any(|f| f.evidence("setting").and_then(|v| v.as_str())
+                    == Some("synchronous_commit")),
             "{findings:?}"
         );
 
-        let declared_atomic =
-            testkit::findings(&UnsafeDurabilitySettings, &cluster.primary().dsn(), &[("atomic_page_writes", 1.0)])
-                .await;
+        let declared_atomic = testkit::findings(
+            &UnsafeDurabilitySettings,
+            &cluster.primary().dsn(),
+            &[("atomic_page_writes", 1.0)],
+        )
+        .await;
         let full_page_writes = declared_atomic
             .iter()
             .find(|f| f.evidence("setting").and_then(|v| v.as_str()) == Some("full_page_writes"))
@@ -151,7 +183,8 @@ mod tests {
     #[tokio::test]
     async fn quiet_on_the_lab() {
         let cluster = testing::shared();
-        let findings = testkit::findings(&UnsafeDurabilitySettings, &cluster.primary().dsn(), &[]).await;
+        let findings =
+            testkit::findings(&UnsafeDurabilitySettings, &cluster.primary().dsn(), &[]).await;
         assert!(findings.is_empty(), "{findings:?}");
     }
 }

@@ -51,7 +51,9 @@ impl Check for LongRunningTransactions {
         let mut findings = Vec::new();
         for row in ctx.query(SQL, &[]).await? {
             let age: f64 = row.get("age_seconds");
-            let Some(severity) = ctx.severity_above(age) else { continue };
+            let Some(severity) = ctx.severity_above(age) else {
+                continue;
+            };
             let pid: i32 = row.get("pid");
             let user: Option<String> = row.get("usename");
             let state: Option<String> = row.get("state");
@@ -70,7 +72,10 @@ impl Check for LongRunningTransactions {
                 .with("age_seconds", age.round())
                 .with("user", user)
                 .with("database", row.get::<_, Option<String>>("datname"))
-                .with("application_name", row.get::<_, Option<String>>("application_name"))
+                .with(
+                    "application_name",
+                    row.get::<_, Option<String>>("application_name"),
+                )
                 .with("client_addr", row.get::<_, Option<String>>("client_addr"))
                 .with("state", state)
                 .with("query", row.get::<_, Option<String>>("query")),
@@ -91,23 +96,41 @@ mod tests {
     async fn reports_an_open_transaction_with_its_pid() {
         let cluster = testing::shared();
         let db = testing::fresh_database(cluster);
-        let session = cluster.primary().background_session(&db, "BEGIN; SELECT txid_current();").expect("hold a transaction");
+        let session = cluster
+            .primary()
+            .background_session(&db, "BEGIN; SELECT txid_current();")
+            .expect("hold a transaction");
         let pid = i64::from(session.pid());
         let dsn = cluster.primary().dsn();
-        let finding = testkit::finding_where(&LongRunningTransactions, &dsn, &[("warning", 1.0)], |f| {
-            f.evidence("pid").and_then(|v| v.as_i64()) == Some(pid)
-        })
-        .await;
+        let finding =
+            testkit::finding_where(&LongRunningTransactions, &dsn, &[("warning", 1.0)], |f| {
+                f.evidence("pid").and_then(|v| v.as_i64()) == Some(pid)
+            })
+            .await;
         assert_eq!(finding.severity, Severity::Warning);
-        assert_eq!(finding.evidence("database").and_then(|v| v.as_str()), Some(db.as_str()));
-        assert!(finding.evidence("age_seconds").and_then(|v| v.as_f64()).unwrap() >= 1.0);
+        assert_eq!(
+            finding.evidence("database").and_then(|v| v.as_str()),
+            Some(db.as_str())
+        );
+        assert!(
+            finding
+                .evidence("age_seconds")
+                .and_then(|v| v.as_f64())
+                .unwrap()
+                >= 1.0
+        );
         drop(session);
     }
 
     #[tokio::test]
     async fn quiet_below_threshold() {
         let cluster = testing::shared();
-        let findings = testkit::findings(&LongRunningTransactions, &cluster.primary().dsn(), &[("warning", 86400.0), ("critical", 86400.0)]).await;
+        let findings = testkit::findings(
+            &LongRunningTransactions,
+            &cluster.primary().dsn(),
+            &[("warning", 86400.0), ("critical", 86400.0)],
+        )
+        .await;
         assert!(findings.is_empty(), "{findings:?}");
     }
 }
