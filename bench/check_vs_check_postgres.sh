@@ -52,6 +52,13 @@ for _ in $(seq "$RUNS"); do
   pgdbre_times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {print a - b}')")
 done
 checks=$(grep -c '"id":' /tmp/pgdbre-bench-check.json || true)
+echo "  slowest pgdbre checks (last run, ms; checks share 2 sessions, so times overlap):" >&2
+python3 - /tmp/pgdbre-bench-check.json >&2 <<'PY' || true
+import json, sys
+results = json.load(open(sys.argv[1]))["targets"][0]["results"]
+for r in sorted(results, key=lambda r: -r["duration_ms"])[:6]:
+    print(f"    {r['duration_ms']:8.1f} {r['id']}")
+PY
 
 # check_postgres: 21 actions one after another, each with the thresholds it insists on.
 CP=(check_postgres --host="$PGHOST" --port="$PGPORT" --dbuser=postgres --dbname=bench)
@@ -64,11 +71,13 @@ actions=(
   "txn_time --warning=5min --critical=10min" "txn_wraparound" "wal_files"
 )
 cp_times=()
-for _ in $(seq "$RUNS"); do
+for run in $(seq "$RUNS"); do
   t0=$(now)
   for a in "${actions[@]}"; do
+    a0=$(now)
     # shellcheck disable=SC2086
     "${CP[@]}" --action=$a >/dev/null 2>&1 || true
+    [ "$run" -eq 1 ] && printf '  check_postgres %-60s %6.3f s\n' "$a" "$(awk -v a="$(now)" -v b="$a0" 'BEGIN {print a - b}')" >&2
   done
   t1=$(now)
   cp_times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {print a - b}')")

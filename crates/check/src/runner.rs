@@ -2,7 +2,8 @@
 //!
 //! Checks run concurrently over a small number of sessions (`jobs`): tokio-postgres pipelines the
 //! queries of one session, and a second session lets the server use a second core. Every session
-//! gets a `lock_timeout` so a check can never queue behind the very lock it is reporting on.
+//! gets a `lock_timeout` so a check can never queue behind the very lock it is reporting on, and
+//! JIT off: compiling a one-off catalog query costs more than running it.
 
 use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Role, Severity, Thresholds};
 use futures::future::join_all;
@@ -192,7 +193,7 @@ pub async fn run_on_sessions(
 pub async fn open_session(config: &ConnConfig, options: &RunOptions) -> Result<Session, String> {
     let session = Session::connect(config).await.map_err(|e| e.to_string())?;
     let setup = format!(
-        "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 0",
+        "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 0; SET jit = off",
         options.statement_timeout.as_millis(),
         options.lock_timeout.as_millis()
     );

@@ -252,3 +252,30 @@ fn list_and_explain() {
         "{page}"
     );
 }
+
+#[test]
+fn printed_default_thresholds_are_a_valid_thresholds_file() {
+    let out = pgdbre(&["check", "--print-thresholds"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("defaults.yaml");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let primary = testing::shared().primary().dsn();
+    let out = pgdbre(&[
+        "check",
+        "-d",
+        &primary,
+        "--thresholds",
+        path.to_str().unwrap(),
+        "--only",
+        "deadlocks",
+        "-o",
+        "nagios",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(3),
+        "the printed defaults must load:\n{}",
+        text(&out)
+    );
+}

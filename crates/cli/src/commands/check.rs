@@ -42,6 +42,9 @@ pub struct CheckArgs {
     /// List the catalog (ids, categories, parameters with defaults) and exit.
     #[arg(long)]
     pub list: bool,
+    /// Print a thresholds file with every check's parameters at their defaults, and exit.
+    #[arg(long)]
+    pub print_thresholds: bool,
     /// Print one check's description, thresholds and runbook, and exit.
     #[arg(long, value_name = "ID")]
     pub explain: Option<String>,
@@ -77,6 +80,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let catalog = checks::all();
     if args.list {
         print!("{}", list(&catalog));
+        return ExitCode::SUCCESS;
+    }
+    if args.print_thresholds {
+        print!("{}", default_thresholds(&catalog));
         return ExitCode::SUCCESS;
     }
     if let Some(id) = &args.explain {
@@ -207,6 +214,29 @@ fn list(catalog: &[&'static dyn Check]) -> String {
         "\n{} checks. Details: pgdbre check --explain ID\n",
         catalog.len()
     ));
+    out
+}
+
+/// A thresholds file that spells out every default, for copying and editing.
+fn default_thresholds(catalog: &[&'static dyn Check]) -> String {
+    let mut out = String::from(
+        "# pgdbre check thresholds: every parameter at its default.\n\
+         # Use with `pgdbre check --thresholds FILE`; keep only what you change.\n\
+         # `enabled: false` under a check turns it off.\nchecks:\n",
+    );
+    for check in catalog {
+        let m = check.meta();
+        if m.params.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("  {}:\n", m.id));
+        for p in m.params {
+            out.push_str(&format!(
+                "    {}: {}  # {}, {}\n",
+                p.name, p.default, p.unit, p.help
+            ));
+        }
+    }
     out
 }
 

@@ -114,7 +114,8 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::start(options)?;
     let elapsed = started.elapsed();
     // Persist before printing anything: if stdout goes away mid-print, the lab is still recorded.
-    let dir = cluster.persist()?;
+    let dir = cluster.dir().to_path_buf();
+    cluster.persist()?;
     let cluster = Cluster::load(&dir)?;
     println!(
         "PostgreSQL {} lab up in {:.1}s: {}",

@@ -54,8 +54,13 @@ WITH settings AS (
                   pg_postmaster_start_time()) AS counting_since
 ),
 options AS (
-  SELECT st.relid, st.schemaname, st.relname, st.n_dead_tup, st.autovacuum_count,
-         st.last_vacuum, st.last_autovacuum, greatest(c.reltuples, 0)::float8 AS reltuples,
+  -- the statistics functions directly, for tables with dead tuples only: the
+  -- pg_stat_user_tables view computes every counter of every table
+  SELECT c.oid, n.nspname AS schemaname, c.relname, d.n_dead_tup,
+         pg_stat_get_autovacuum_count(c.oid)::int8 AS autovacuum_count,
+         pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+         pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
+         greatest(c.reltuples, 0)::float8 AS reltuples,
          (SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) o
           WHERE o.option_name = 'autovacuum_enabled') AS enabled_option,
          (SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
@@ -64,9 +69,11 @@ options AS (
           WHERE o.option_name = 'autovacuum_vacuum_scale_factor') AS scale_factor_option,
          (SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
           WHERE o.option_name = 'autovacuum_vacuum_max_threshold') AS max_threshold_option
-  FROM pg_stat_user_tables st
-  JOIN pg_class c ON c.oid = st.relid
-  WHERE st.n_dead_tup > 0
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL (SELECT pg_stat_get_dead_tuples(c.oid)::int8 AS n_dead_tup) d
+  WHERE c.relkind IN ('r', 'm') AND d.n_dead_tup > 0
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
 ),
 tables AS (
   SELECT o.*, s.autovacuum_on AND coalesce(o.enabled_option, true) AS autovacuum_enabled,
@@ -81,8 +88,8 @@ tables AS (
   CROSS JOIN settings s
 ),
 lagging AS (
-  SELECT format('%I.%I', t.schemaname, t.relname) AS table_name, t.n_dead_tup::int8 AS n_dead_tup,
-         t.threshold::float8 AS threshold, t.autovacuum_count::int8 AS autovacuum_count,
+  SELECT format('%I.%I', t.schemaname, t.relname) AS table_name, t.n_dead_tup,
+         t.threshold::float8 AS threshold, t.autovacuum_count,
          to_json(t.last_autovacuum) #>> '{}' AS last_autovacuum,
          to_json(t.last_vacuum) #>> '{}' AS last_vacuum,
          t.seconds_since_vacuum, t.autovacuum_enabled, t.disabled_on_table

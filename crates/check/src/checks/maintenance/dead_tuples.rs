@@ -37,18 +37,27 @@ static META: CheckMeta = CheckMeta {
 };
 
 const SQL: &str = "\
-SELECT format('%I.%I', st.schemaname, st.relname) AS table_name,
-       st.n_dead_tup::int8 AS n_dead_tup, st.n_live_tup::int8 AS n_live_tup,
-       (100.0 * st.n_dead_tup / greatest(st.n_live_tup + st.n_dead_tup, 1))::float8 AS dead_percent,
-       to_json(st.last_autovacuum) #>> '{}' AS last_autovacuum,
-       to_json(st.last_vacuum) #>> '{}' AS last_vacuum,
-       coalesce((SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) o
+WITH counts AS MATERIALIZED (
+  -- the statistics functions directly: the pg_stat_user_tables view computes every counter of
+  -- every table, which is slow with thousands of them
+  SELECT c.oid, n.nspname, c.relname, c.reloptions,
+         pg_stat_get_dead_tuples(c.oid)::int8 AS n_dead_tup,
+         pg_stat_get_live_tuples(c.oid)::int8 AS n_live_tup
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'm')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+)
+SELECT format('%I.%I', t.nspname, t.relname) AS table_name, t.n_dead_tup, t.n_live_tup,
+       (100.0 * t.n_dead_tup / greatest(t.n_live_tup + t.n_dead_tup, 1))::float8 AS dead_percent,
+       to_json(pg_stat_get_last_autovacuum_time(t.oid)) #>> '{}' AS last_autovacuum,
+       to_json(pg_stat_get_last_vacuum_time(t.oid)) #>> '{}' AS last_vacuum,
+       coalesce((SELECT o.option_value::bool FROM pg_options_to_table(t.reloptions) o
                  WHERE o.option_name = 'autovacuum_enabled'), true) AS autovacuum_enabled
-FROM pg_stat_user_tables st
-JOIN pg_class c ON c.oid = st.relid
-WHERE st.n_dead_tup >= $1::float8
-  AND 100.0 * st.n_dead_tup / greatest(st.n_live_tup + st.n_dead_tup, 1) >= $2::float8
-ORDER BY st.n_dead_tup DESC, table_name
+FROM counts t
+WHERE t.n_dead_tup >= $1::float8
+  AND 100.0 * t.n_dead_tup / greatest(t.n_live_tup + t.n_dead_tup, 1) >= $2::float8
+ORDER BY t.n_dead_tup DESC, table_name
 LIMIT $3::int8";
 
 #[async_trait::async_trait]

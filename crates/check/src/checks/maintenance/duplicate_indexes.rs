@@ -5,7 +5,7 @@
 //! are the leading columns of another B-tree with the same predicate, so the longer one serves
 //! its queries). Of each pair the one to keep is the primary key, then a constraint's index,
 //! then a unique index, then the older; the other is reported once, naming the one it
-//! duplicates.
+//! duplicates (for a prefix, the shortest longer index).
 
 use crate::finding::human_bytes;
 use crate::{
@@ -39,70 +39,78 @@ static META: CheckMeta = CheckMeta {
 };
 
 const SQL: &str = "\
-WITH idx AS (
-  SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary,
-         i.indnkeyatts::int4 AS nkeys, i.indnatts::int4 AS natts, ic.relam,
+WITH idx AS MATERIALIZED (
+  SELECT i.indexrelid, i.indrelid, i.indnkeyatts::int4 AS nkeys, i.indnatts::int4 AS natts, ic.relam,
          i.indkey::int2[] AS keys, i.indclass::oid[] AS opclasses,
-         i.indcollation::oid[] AS collations, i.indoption::int2[] AS options,
-         pg_get_expr(i.indexprs, i.indrelid) AS exprs, pg_get_expr(i.indpred, i.indrelid) AS pred,
-         EXISTS (SELECT 1 FROM pg_constraint con
-                 WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid) AS backs_constraint,
-         ic.relpages::int8 * current_setting('block_size')::int8 AS size_bytes,
-         n.nspname, ic.relname
+         i.indcollation::oid[] AS collations, i.indoption::int2[] AS options, i.indexprs, i.indpred,
+         -- which of two equivalent indexes to keep: primary key, then constraint, then unique, then oldest
+         CASE WHEN i.indisprimary THEN 3
+              WHEN EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid) THEN 2
+              WHEN i.indisunique THEN 1 ELSE 0 END AS keep_rank
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
   WHERE i.indisvalid
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+    -- only tables with more than one index can have a duplicate
+    AND EXISTS (SELECT 1 FROM pg_index o WHERE o.indrelid = i.indrelid AND o.indexrelid <> i.indexrelid)
 ),
-ranked AS (
-  -- which of two equivalent indexes to keep: primary key, then constraint, then unique, then oldest
-  SELECT idx.*,
-         CASE WHEN indisprimary THEN 3 WHEN backs_constraint THEN 2 WHEN indisunique THEN 1 ELSE 0 END
-           AS keep_rank
-  FROM idx
+duplicates AS (
+  -- exact duplicates share everything; the first of each group (best keep_rank, oldest) stays
+  SELECT g.indexrelid, g.kept_oid, 'duplicate' AS kind, 1 AS preference
+  FROM (
+    SELECT x.indexrelid, first_value(x.indexrelid) OVER w AS kept_oid, row_number() OVER w AS position
+    FROM idx x
+    WINDOW w AS (PARTITION BY x.indrelid, x.relam, x.nkeys, x.keys, x.opclasses, x.collations, x.options,
+                              pg_get_expr(x.indexprs, x.indrelid), pg_get_expr(x.indpred, x.indrelid)
+                 ORDER BY x.keep_rank DESC, x.indexrelid)
+  ) g
+  WHERE g.position > 1
 ),
-pairs AS (
-  SELECT a.indexrelid, b.indexrelid AS kept_oid, 'duplicate' AS kind, b.keep_rank AS kept_rank
-  FROM ranked a
-  JOIN ranked b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
-   AND b.relam = a.relam AND b.nkeys = a.nkeys AND b.keys = a.keys AND b.opclasses = a.opclasses
-   AND b.collations = a.collations AND b.options = a.options
-   AND b.exprs IS NOT DISTINCT FROM a.exprs AND b.pred IS NOT DISTINCT FROM a.pred
-  -- report the worse of the two: lower keep_rank, or on a tie the younger (higher oid)
-  WHERE (a.keep_rank, b.indexrelid) < (b.keep_rank, a.indexrelid)
-  UNION ALL
-  SELECT a.indexrelid, b.indexrelid, 'redundant prefix', b.keep_rank
-  FROM ranked a
-  JOIN ranked b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid AND b.relam = a.relam
-   AND a.keep_rank = 0 AND a.exprs IS NULL AND b.exprs IS NULL
-   AND a.natts = a.nkeys AND a.nkeys < b.nkeys
-   -- slices on both sides: array equality also compares lower bounds (int2vector starts at 0)
-   AND a.keys[0:a.nkeys - 1] = b.keys[0:a.nkeys - 1]
-   AND a.opclasses[0:a.nkeys - 1] = b.opclasses[0:a.nkeys - 1]
-   AND a.collations[0:a.nkeys - 1] = b.collations[0:a.nkeys - 1]
-   AND a.options[0:a.nkeys - 1] = b.options[0:a.nkeys - 1]
-   AND b.pred IS NOT DISTINCT FROM a.pred
-  WHERE a.relam = (SELECT am.oid FROM pg_am am WHERE am.amname = 'btree')
+prefixes AS (
+  -- a plain B-tree whose key columns lead another B-tree's keys, with the same predicate
+  SELECT a.indexrelid, p.kept_oid, 'redundant prefix' AS kind, 2 AS preference
+  FROM idx a
+  CROSS JOIN LATERAL (
+    SELECT b.indexrelid AS kept_oid
+    FROM pg_index b
+    JOIN pg_class bc ON bc.oid = b.indexrelid
+    WHERE b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid AND b.indisvalid
+      AND bc.relam = a.relam AND b.indexprs IS NULL AND b.indnkeyatts > a.nkeys
+      -- slices on both sides: array equality also compares lower bounds (int2vector starts at 0)
+      AND (b.indkey::int2[])[0:a.nkeys - 1] = a.keys[0:a.nkeys - 1]
+      AND (b.indclass::oid[])[0:a.nkeys - 1] = a.opclasses[0:a.nkeys - 1]
+      AND (b.indcollation::oid[])[0:a.nkeys - 1] = a.collations[0:a.nkeys - 1]
+      AND (b.indoption::int2[])[0:a.nkeys - 1] = a.options[0:a.nkeys - 1]
+      AND pg_get_expr(b.indpred, b.indrelid) IS NOT DISTINCT FROM pg_get_expr(a.indpred, a.indrelid)
+    ORDER BY b.indnkeyatts, b.indexrelid
+    LIMIT 1
+  ) p
+  WHERE a.keep_rank = 0 AND a.indexprs IS NULL AND a.natts = a.nkeys
+    AND a.relam = (SELECT am.oid FROM pg_am am WHERE am.amname = 'btree')
 ),
 best AS (
-  -- one finding per reported index: an exact duplicate first, then the best index to keep
-  SELECT DISTINCT ON (p.indexrelid) p.*
-  FROM pairs p
-  ORDER BY p.indexrelid, (p.kind = 'duplicate') DESC, p.kept_rank DESC, p.kept_oid
+  -- one finding per reported index, an exact duplicate first
+  SELECT DISTINCT ON (f.indexrelid) f.*
+  FROM (SELECT * FROM duplicates UNION ALL SELECT * FROM prefixes) f
+  ORDER BY f.indexrelid, f.preference
 )
-SELECT format('%I.%I', a.nspname, a.relname) AS index_name,
-       format('%I.%I', k.nspname, k.relname) AS duplicate_of,
+SELECT format('%I.%I', an.nspname, ac.relname) AS index_name,
+       format('%I.%I', kn.nspname, kc.relname) AS duplicate_of,
        format('%I.%I', tn.nspname, tc.relname) AS table_name,
-       a.size_bytes, b.kind, a.keep_rank > 0 AS enforces_constraint,
-       pg_get_indexdef(a.indexrelid) AS definition,
-       pg_get_indexdef(k.indexrelid) AS duplicate_of_definition
+       (ac.relpages::int8 * current_setting('block_size')::int8) AS size_bytes, b.kind,
+       a.keep_rank > 0 AS enforces_constraint,
+       pg_get_indexdef(b.indexrelid) AS definition,
+       pg_get_indexdef(b.kept_oid) AS duplicate_of_definition
 FROM best b
-JOIN ranked a ON a.indexrelid = b.indexrelid
-JOIN ranked k ON k.indexrelid = b.kept_oid
+JOIN idx a ON a.indexrelid = b.indexrelid
+JOIN pg_class ac ON ac.oid = b.indexrelid
+JOIN pg_namespace an ON an.oid = ac.relnamespace
+JOIN pg_class kc ON kc.oid = b.kept_oid
+JOIN pg_namespace kn ON kn.oid = kc.relnamespace
 JOIN pg_class tc ON tc.oid = a.indrelid
 JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-ORDER BY a.size_bytes DESC, index_name
+ORDER BY size_bytes DESC, index_name
 LIMIT $1::int8";
 
 #[async_trait::async_trait]

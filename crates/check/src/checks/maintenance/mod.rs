@@ -34,6 +34,41 @@ pub fn checks() -> Vec<&'static dyn Check> {
     ]
 }
 
+/// Which column a bloat estimate needs statistics for, as SQL expressions of the outer query:
+/// by oid and number (for `pg_statistic`) and by name (for `pg_stats`).
+struct StatsKey<'a> {
+    relid: &'a str,
+    attnum: &'a str,
+    schema: &'a str,
+    table: &'a str,
+    column: &'a str,
+}
+
+/// A `LEFT JOIN` of the column's statistics as `s`, exposing `s.null_frac` and `s.avg_width`
+/// (both float8, NULL when the column has no statistics).
+///
+/// Reading `pg_statistic` by oid is much faster than the `pg_stats` view on a database with
+/// thousands of tables, but only a superuser may read it; everyone else joins the view (which
+/// shows the columns they may read) by name, so the planner can hash it once.
+fn stats_join(ctx: &crate::Context<'_>, key: &StatsKey<'_>) -> String {
+    if ctx.info().is_superuser {
+        format!(
+            "LEFT JOIN (SELECT starelid, staattnum, stanullfrac::float8 AS null_frac, stawidth::float8 AS avg_width
+                        FROM pg_statistic WHERE NOT stainherit) s
+               ON s.starelid = {} AND s.staattnum = {}",
+            key.relid, key.attnum
+        )
+    } else {
+        format!(
+            "LEFT JOIN (SELECT schemaname, tablename, attname, null_frac::float8 AS null_frac,
+                               avg_width::float8 AS avg_width
+                        FROM pg_stats WHERE NOT inherited) s
+               ON s.schemaname = {} AND s.tablename = {} AND s.attname = {}",
+            key.schema, key.table, key.column
+        )
+    }
+}
+
 /// A percentage rounded to one decimal, as shown in evidence.
 fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0

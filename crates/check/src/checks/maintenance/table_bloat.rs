@@ -40,6 +40,7 @@ static META: CheckMeta = CheckMeta {
     },
 };
 
+/// `{stats_join}` is [`super::stats_join`] for the columns of `pg_attribute a` of table `h`.
 const SQL: &str = "\
 WITH heap AS (
   SELECT c.oid, n.nspname, c.relname, c.relpages::int8 AS relpages,
@@ -56,11 +57,10 @@ widths AS (
   SELECT h.oid,
          sum((1 - s.null_frac) * s.avg_width)::float8 AS data_width,
          bool_or(s.null_frac > 0) AS has_nulls,
-         count(*) = count(s.attname) AS all_analyzed
+         count(*) = count(s.avg_width) AS all_analyzed
   FROM heap h
   JOIN pg_attribute a ON a.attrelid = h.oid AND a.attnum > 0 AND NOT a.attisdropped
-  LEFT JOIN pg_stats s ON s.schemaname = h.nspname AND s.tablename = h.relname
-                      AND s.attname = a.attname AND NOT s.inherited
+  {stats_join}
   GROUP BY h.oid
 ),
 estimate AS (
@@ -79,21 +79,25 @@ bloat AS (
                   / greatest(floor((e.block_size - 24) * e.fillfactor / 100.0 / e.tuple_bytes), 1)), 0)::int8
            AS bloat_pages
   FROM estimate e
+),
+worst AS (
+  SELECT b.oid, format('%I.%I', b.nspname, b.relname) AS table_name,
+         (b.relpages * b.block_size)::int8 AS real_size_bytes,
+         (b.bloat_pages * b.block_size)::int8 AS bloat_bytes,
+         (100.0 * b.bloat_pages / b.relpages)::float8 AS bloat_percent,
+         b.fillfactor, b.reltuples::int8 AS estimated_rows
+  FROM bloat b
+  WHERE b.bloat_pages * b.block_size >= $1::float8
+    AND 100.0 * b.bloat_pages / b.relpages >= $2::float8
+  ORDER BY bloat_bytes DESC, table_name
+  LIMIT $3::int8
 )
-SELECT format('%I.%I', b.nspname, b.relname) AS table_name,
-       (b.relpages * b.block_size)::int8 AS real_size_bytes,
-       (b.bloat_pages * b.block_size)::int8 AS bloat_bytes,
-       (100.0 * b.bloat_pages / b.relpages)::float8 AS bloat_percent,
-       b.fillfactor, b.reltuples::int8 AS estimated_rows,
-       st.n_dead_tup::int8 AS n_dead_tup,
-       to_json(st.last_vacuum) #>> '{}' AS last_vacuum,
-       to_json(st.last_autovacuum) #>> '{}' AS last_autovacuum
-FROM bloat b
-LEFT JOIN pg_stat_all_tables st ON st.relid = b.oid
-WHERE b.bloat_pages * b.block_size >= $1::float8
-  AND 100.0 * b.bloat_pages / b.relpages >= $2::float8
-ORDER BY bloat_bytes DESC, table_name
-LIMIT $3::int8";
+-- statistics functions for the few reported tables only, not the pg_stat_all_tables view
+SELECT w.*, pg_stat_get_dead_tuples(w.oid)::int8 AS n_dead_tup,
+       to_json(pg_stat_get_last_vacuum_time(w.oid)) #>> '{}' AS last_vacuum,
+       to_json(pg_stat_get_last_autovacuum_time(w.oid)) #>> '{}' AS last_autovacuum
+FROM worst w
+ORDER BY w.bloat_bytes DESC, w.table_name";
 
 #[async_trait::async_trait]
 impl Check for TableBloat {
@@ -104,8 +108,16 @@ impl Check for TableBloat {
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
         let min_bytes = ctx.param("min_bytes");
         let min_percent = ctx.param("warning").min(ctx.param("critical"));
+        let key = super::StatsKey {
+            relid: "a.attrelid",
+            attnum: "a.attnum",
+            schema: "h.nspname",
+            table: "h.relname",
+            column: "a.attname",
+        };
+        let sql = SQL.replace("{stats_join}", &super::stats_join(ctx, &key));
         let rows = ctx
-            .query(SQL, &[&min_bytes, &min_percent, &limit(ctx)])
+            .query(&sql, &[&min_bytes, &min_percent, &limit(ctx)])
             .await?;
         let mut findings = Vec::new();
         for row in rows {
@@ -134,7 +146,7 @@ impl Check for TableBloat {
                 .with("bloat_percent", round1(percent))
                 .with("fillfactor", row.get::<_, i32>("fillfactor"))
                 .with("estimated_rows", row.get::<_, i64>("estimated_rows"))
-                .with("n_dead_tup", row.get::<_, Option<i64>>("n_dead_tup"))
+                .with("n_dead_tup", row.get::<_, i64>("n_dead_tup"))
                 .with("last_vacuum", row.get::<_, Option<String>>("last_vacuum"))
                 .with(
                     "last_autovacuum",
@@ -212,5 +224,51 @@ mod tests {
                 .any(|f| f.evidence("table").and_then(|v| v.as_str()) == Some("public.compact")),
             "{findings:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn estimates_from_pg_stats_without_superuser() {
+        let cluster = testing::shared();
+        let db = testing::fresh_database(cluster);
+        // Roles are cluster-wide: name it after the test's own database.
+        let role = format!("{db}_reader");
+        cluster
+            .primary()
+            .psql_db(
+                &db,
+                &format!(
+                    "CREATE ROLE {role} LOGIN PASSWORD 'reader-secret';
+                     CREATE TABLE orders (id int PRIMARY KEY, note text);
+                     INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
+                     DELETE FROM orders WHERE id % 5 <> 0;
+                     VACUUM orders;
+                     ANALYZE orders;
+                     GRANT SELECT ON orders TO {role};"
+                ),
+            )
+            .expect("create a bloated table readable by a plain role");
+        let dsn = cluster.primary().dsn_for(&db).replace(
+            "user=postgres",
+            &format!("user={role} password=reader-secret"),
+        );
+        let overrides = [("min_bytes", 0.0), ("warning", 20.0)];
+        let findings = testkit::findings(&TableBloat, &dsn, &overrides).await;
+        let orders = findings
+            .iter()
+            .find(|f| f.evidence("table").and_then(|v| v.as_str()) == Some("public.orders"))
+            .unwrap_or_else(|| panic!("public.orders not reported to a plain role: {findings:?}"));
+        assert!(
+            orders
+                .evidence("bloat_percent")
+                .and_then(|v| v.as_f64())
+                .unwrap()
+                > 50.0,
+            "{orders:?}"
+        );
+        cluster
+            .primary()
+            .psql_db(&db, &format!("DROP OWNED BY {role}; "))
+            .expect("drop grants");
+        cluster.primary().psql(&format!("DROP ROLE {role};")).ok();
     }
 }
