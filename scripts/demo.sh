@@ -25,7 +25,7 @@ pgbench -i -s 5 -q >/dev/null 2>&1
 pgbench -c 4 -j 2 -T 8 -n >/dev/null 2>&1
 
 echo "== seeding problems"
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 -- A forgotten two-phase commit: holds locks and the xmin horizon until someone resolves it.
 BEGIN; UPDATE pgbench_tellers SET tbalance = tbalance WHERE tid = 1; PREPARE TRANSACTION 'forgotten_2pc';
 -- A failed CREATE UNIQUE INDEX CONCURRENTLY leaves an invalid index behind.
