@@ -57,10 +57,10 @@ psql -X -q -c "ANALYZE" >/dev/null
 # An application session left idle in a transaction, and a second session queued behind its lock.
 # Each runs in its own process group so the end of the demo can stop all of it.
 setsid bash -c 'printf "BEGIN;\nUPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1;\n"; sleep 3600' \
-  | setsid psql -X -q -v application_name=billing-worker >/dev/null 2>&1 &
+  | PGAPPNAME=billing-worker setsid psql -X -q >/dev/null 2>&1 &
 holder=$!
 setsid bash -c 'sleep 1; printf "UPDATE pgbench_branches SET bbalance = 0 WHERE bid = 1;\n"; sleep 3600' \
-  | setsid psql -X -q >/dev/null 2>&1 &
+  | PGAPPNAME=report-job setsid psql -X -q >/dev/null 2>&1 &
 waiter=$!
 cleanup() { pkill -g "$(ps -o pgid= -p $holder | tr -d ' ')" 2>/dev/null || true; pkill -g "$(ps -o pgid= -p $waiter | tr -d ' ')" 2>/dev/null || true; kill $holder $waiter 2>/dev/null || true; }
 trap cleanup EXIT

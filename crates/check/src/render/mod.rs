@@ -3,6 +3,7 @@
 //! Renderers only format: they never decide severity. The process exit code for every format
 //! is [`exit_code`], the Nagios convention (0 ok, 1 warning, 2 critical, 3 unknown).
 
+pub mod catalog;
 mod json;
 mod nagios;
 mod prometheus;

@@ -1,7 +1,7 @@
 //! `pgdbre check`: run the catalog against one or more servers and render the results.
 
 use clap::{Args, ValueEnum};
-use pgdbre_check::{checks, render, Category, Check, RunOptions, Selection, Thresholds};
+use pgdbre_check::{checks, render, Check, RunOptions, Selection, Thresholds};
 use pgdbre_pg::ConnConfig;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -79,17 +79,17 @@ pub enum Color {
 pub fn run(args: CheckArgs) -> ExitCode {
     let catalog = checks::all();
     if args.list {
-        print!("{}", list(&catalog));
+        print!("{}", render::catalog::list(&catalog));
         return ExitCode::SUCCESS;
     }
     if args.print_thresholds {
-        print!("{}", default_thresholds(&catalog));
+        print!("{}", render::catalog::default_thresholds(&catalog));
         return ExitCode::SUCCESS;
     }
     if let Some(id) = &args.explain {
         return match catalog.iter().find(|c| c.meta().id == id) {
             Some(check) => {
-                print!("{}", explain(*check));
+                print!("{}", render::catalog::explain(*check));
                 ExitCode::SUCCESS
             }
             None => usage_error(&format!(
@@ -188,88 +188,4 @@ fn prepare(args: &CheckArgs, catalog: &[&'static dyn Check]) -> Result<Prepared,
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("pgdbre check: {message}");
     ExitCode::from(USAGE_ERROR)
-}
-
-fn list(catalog: &[&'static dyn Check]) -> String {
-    let mut out = String::new();
-    let mut category: Option<Category> = None;
-    for check in catalog {
-        let m = check.meta();
-        if category != Some(m.category) {
-            out.push_str(&format!("\n{}:\n", m.category.name()));
-            category = Some(m.category);
-        }
-        let params: Vec<String> = m
-            .params
-            .iter()
-            .map(|p| format!("{}={}", p.name, p.default))
-            .collect();
-        out.push_str(&format!("  {:<34} {}", m.id, m.title));
-        if !params.is_empty() {
-            out.push_str(&format!("  [{}]", params.join(" ")));
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "\n{} checks. Details: pgdbre check --explain ID\n",
-        catalog.len()
-    ));
-    out
-}
-
-/// A thresholds file that spells out every default, for copying and editing.
-fn default_thresholds(catalog: &[&'static dyn Check]) -> String {
-    let mut out = String::from(
-        "# pgdbre check thresholds: every parameter at its default.\n\
-         # Use with `pgdbre check --thresholds FILE`; keep only what you change.\n\
-         # `enabled: false` under a check turns it off.\nchecks:\n",
-    );
-    for check in catalog {
-        let m = check.meta();
-        if m.params.is_empty() {
-            continue;
-        }
-        out.push_str(&format!("  {}:\n", m.id));
-        for p in m.params {
-            out.push_str(&format!(
-                "    {}: {}  # {}, {}\n",
-                p.name, p.default, p.unit, p.help
-            ));
-        }
-    }
-    out
-}
-
-fn explain(check: &dyn Check) -> String {
-    let m = check.meta();
-    let mut out = format!(
-        "{} — {}\ncategory: {}\n\nMeasures: {}\n",
-        m.id,
-        m.title,
-        m.category.name(),
-        m.measures
-    );
-    if !m.params.is_empty() {
-        out.push_str("\nThresholds (override with --set ID.PARAM=VALUE or a --thresholds file):\n");
-        for p in m.params {
-            out.push_str(&format!(
-                "  {:<20} default {} {} — {}\n",
-                p.name, p.default, p.unit, p.help
-            ));
-        }
-    }
-    let r = &m.requires;
-    let mut needs = vec![format!("PostgreSQL {}+", r.min_major)];
-    if r.pg_monitor {
-        needs.push("pg_monitor".into());
-    }
-    if r.superuser {
-        needs.push("superuser".into());
-    }
-    out.push_str(&format!("\nRequires: {}\n", needs.join(", ")));
-    out.push_str(&format!(
-        "\nWhy it matters:\n  {}\n\nWhat to do:\n  {}\n\nNext:\n  {}\n",
-        m.runbook.why, m.runbook.action, m.runbook.next
-    ));
-    out
 }
