@@ -134,22 +134,44 @@ async fn unprivileged_role_gets_skips_with_the_grant_never_errors() {
     );
     let config = ConnConfig::resolve(Some(&dsn)).expect("DSN parses");
     let catalog = checks::all();
-    let (selection, thresholds, options) = (Selection::default(), Thresholds::default(), RunOptions::default());
+    let (selection, thresholds, options) = (
+        Selection::default(),
+        Thresholds::default(),
+        RunOptions::default(),
+    );
     let run = || run_target(&config, &catalog, &selection, &thresholds, &options);
 
     let report = run().await;
     assert!(report.error.is_none(), "{:?}", report.error);
-    let errors: Vec<_> = report.results.iter().filter(|r| matches!(r.status, Status::Error { .. })).collect();
-    assert!(errors.is_empty(), "a missing privilege must be a skip, not an error:\n{}", describe(&report));
+    let errors: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Error { .. }))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a missing privilege must be a skip, not an error:\n{}",
+        describe(&report)
+    );
     let grant = format!("GRANT pg_monitor TO \"{role}\";");
     let needs_grant = report
         .results
         .iter()
         .filter(|r| matches!(&r.status, Status::Skipped { fix: Some(fix), .. } if *fix == grant))
         .count();
-    assert!(needs_grant > 0, "checks needing pg_monitor name the grant:\n{:#?}", report.results.iter().map(|r| (&r.meta.id, &r.status)).collect::<Vec<_>>());
+    assert!(
+        needs_grant > 0,
+        "checks needing pg_monitor name the grant:\n{:#?}",
+        report
+            .results
+            .iter()
+            .map(|r| (&r.meta.id, &r.status))
+            .collect::<Vec<_>>()
+    );
 
-    primary.psql(&format!("GRANT pg_monitor TO {role};")).expect("grant");
+    primary
+        .psql(&format!("GRANT pg_monitor TO {role};"))
+        .expect("grant");
     let report = run().await;
     let still = report
         .results
@@ -157,7 +179,19 @@ async fn unprivileged_role_gets_skips_with_the_grant_never_errors() {
         .filter(|r| matches!(&r.status, Status::Skipped { fix: Some(fix), .. } if *fix == grant))
         .map(|r| r.meta.id)
         .collect::<Vec<_>>();
-    assert!(still.is_empty(), "after the grant these still ask for it: {still:?}");
-    assert!(report.results.iter().all(|r| !matches!(r.status, Status::Error { .. })), "{}", describe(&report));
-    primary.psql(&format!("DROP OWNED BY {role}; DROP ROLE {role};")).expect("drop role");
+    assert!(
+        still.is_empty(),
+        "after the grant these still ask for it: {still:?}"
+    );
+    assert!(
+        report
+            .results
+            .iter()
+            .all(|r| !matches!(r.status, Status::Error { .. })),
+        "{}",
+        describe(&report)
+    );
+    primary
+        .psql(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .expect("drop role");
 }
