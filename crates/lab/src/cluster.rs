@@ -621,6 +621,18 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.owned {
+            // A failing test unwinds through here: show what the servers said before the
+            // evidence is removed with the directory.
+            if std::thread::panicking() {
+                for node in self.nodes() {
+                    eprintln!(
+                        "pgdbre-lab: last lines of {} ({}):\n{}",
+                        node.name(),
+                        node.log_path().display(),
+                        process::tail(&node.log_path(), 30)
+                    );
+                }
+            }
             self.teardown();
         }
     }

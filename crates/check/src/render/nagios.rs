@@ -5,7 +5,11 @@ use crate::{Severity, Status, TargetReport};
 
 /// Renders the plugin output line: `PGDBRE CRITICAL - ... | perfdata`.
 pub fn nagios(reports: &[TargetReport]) -> String {
-    let severity = worst(reports);
+    // Info findings do not change the plugin state: Nagios knows only OK/WARNING/CRITICAL/UNKNOWN.
+    let severity = match worst(reports) {
+        Severity::Info => Severity::Ok,
+        other => other,
+    };
     let mut problems = Vec::new();
     let mut perf = Vec::new();
     for report in reports {

@@ -7,6 +7,7 @@
 //! long means the workers are too few, too throttled, busy elsewhere or being cancelled — or
 //! autovacuum is disabled for the table or the whole server, which this check also reports.
 
+use super::with_vacuum_times;
 use crate::finding::human_duration;
 use crate::{
     Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
@@ -119,8 +120,9 @@ impl Check for AutovacuumLagging {
         let factor = ctx.param("factor");
         let critical_factor = ctx.param("critical_factor");
         let min_age = ctx.param("min_age_seconds");
-        let limit = ctx.param("max_findings").max(1.0) as i64;
-        let rows = ctx.query(&sql, &[&factor, &min_age, &limit]).await?;
+        let rows = ctx
+            .query(&sql, &[&factor, &min_age, &super::limit(ctx)])
+            .await?;
         let mut findings = Vec::new();
         if let Some(first) = rows.first() {
             if !first.get::<_, bool>("autovacuum_on") {
@@ -174,16 +176,12 @@ impl Check for AutovacuumLagging {
                     human_duration(since)
                 )
             };
+            let finding = Finding::new(severity, format!("table {table}"), summary)
+                .with("table", table)
+                .with("n_dead_tup", dead)
+                .with("threshold", threshold.round());
             findings.push(
-                Finding::new(severity, format!("table {table}"), summary)
-                    .with("table", table)
-                    .with("n_dead_tup", dead)
-                    .with("threshold", threshold.round())
-                    .with(
-                        "last_autovacuum",
-                        row.get::<_, Option<String>>("last_autovacuum"),
-                    )
-                    .with("last_vacuum", row.get::<_, Option<String>>("last_vacuum"))
+                with_vacuum_times(finding, &row)
                     .with("autovacuum_count", row.get::<_, i64>("autovacuum_count"))
                     .with("seconds_since_vacuum", since.round())
                     .with("autovacuum_enabled", autovacuum_enabled),
@@ -195,6 +193,7 @@ impl Check for AutovacuumLagging {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, number, text};
     use super::*;
     use crate::testkit;
     use pgdbre_lab::{testing, Cluster, LabOptions, PgInstall};
@@ -219,8 +218,7 @@ mod tests {
         let dsn = cluster.primary().dsn_for(&db);
         let overrides = [("min_age_seconds", 0.0)];
         let finding = testkit::finding_where(&AutovacuumLagging, &dsn, &overrides, |f| {
-            f.evidence("table").and_then(|v| v.as_str()) == Some("public.ledger")
-                && f.evidence("n_dead_tup").and_then(|v| v.as_i64()) == Some(4000)
+            text(f, "table") == Some("public.ledger") && integer(f, "n_dead_tup") == Some(4000)
         })
         .await;
         assert_eq!(
@@ -229,23 +227,9 @@ mod tests {
                 .and_then(|v| v.as_bool()),
             Some(false)
         );
-        assert_eq!(
-            finding.evidence("threshold").and_then(|v| v.as_f64()),
-            Some(50.0)
-        );
-        assert_eq!(
-            finding
-                .evidence("autovacuum_count")
-                .and_then(|v| v.as_i64()),
-            Some(0)
-        );
-        assert!(
-            finding
-                .evidence("seconds_since_vacuum")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 0.0
-        );
+        assert_eq!(number(&finding, "threshold"), Some(50.0));
+        assert_eq!(integer(&finding, "autovacuum_count"), Some(0));
+        assert!(number(&finding, "seconds_since_vacuum").unwrap() >= 0.0);
         assert_eq!(
             finding.severity,
             Severity::Critical,
@@ -254,9 +238,7 @@ mod tests {
         // The per-table threshold reloption is honoured: 4000 dead is below 100000.
         let findings = testkit::findings(&AutovacuumLagging, &dsn, &overrides).await;
         assert!(
-            !findings
-                .iter()
-                .any(|f| f.evidence("table").and_then(|v| v.as_str()) == Some("public.tuned")),
+            finding_about(&findings, "table", "public.tuned").is_none(),
             "{findings:?}"
         );
         // The shared lab server runs autovacuum.
@@ -268,9 +250,7 @@ mod tests {
         // server started is not reported yet.
         let findings = testkit::findings(&AutovacuumLagging, &dsn, &[]).await;
         assert!(
-            !findings
-                .iter()
-                .any(|f| f.evidence("table").and_then(|v| v.as_str()) == Some("public.ledger")),
+            finding_about(&findings, "table", "public.ledger").is_none(),
             "{findings:?}"
         );
     }
@@ -283,10 +263,7 @@ mod tests {
         let findings = testkit::findings(&AutovacuumLagging, &cluster.primary().dsn(), &[]).await;
         let server = findings
             .iter()
-            .find(|f| {
-                f.object == "server"
-                    && f.evidence("setting").and_then(|v| v.as_str()) == Some("autovacuum")
-            })
+            .find(|f| f.object == "server" && text(f, "setting") == Some("autovacuum"))
             .unwrap_or_else(|| panic!("autovacuum = off not reported: {findings:?}"));
         assert_eq!(server.severity, Severity::Critical);
     }

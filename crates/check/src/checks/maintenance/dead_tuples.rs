@@ -4,9 +4,14 @@
 //! them. A high share on a table means vacuum is not running there, is being held back (old
 //! snapshot, slot, prepared transaction), or runs too rarely for the write rate;
 //! [`super::autovacuum_lagging`] tells which.
+//!
+//! A table over the percentage thresholds with fewer than `warning_dead_tuples` dead tuples is
+//! shown as info only: a small table full of dead rows costs little until it grows.
 
-use super::{limit, round1};
-use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
+use super::{limit, round1, with_vacuum_times};
+use crate::{
+    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
+};
 
 /// See the module docs.
 pub struct DeadTuples;
@@ -20,7 +25,8 @@ static META: CheckMeta = CheckMeta {
     params: &[
         Param { name: "warning", default: 20.0, unit: "percent", help: "dead share of the rows that warns" },
         Param { name: "critical", default: 50.0, unit: "percent", help: "dead share of the rows that is critical" },
-        Param { name: "min_dead_tuples", default: 10_000.0, unit: "count", help: "ignore tables with fewer dead tuples" },
+        Param { name: "min_dead_tuples", default: 1_000.0, unit: "count", help: "ignore tables with fewer dead tuples" },
+        Param { name: "warning_dead_tuples", default: 10_000.0, unit: "count", help: "fewer dead tuples than this are info, whatever their share" },
         Param { name: "max_findings", default: 20.0, unit: "count", help: "report at most this many tables, most dead tuples first" },
     ],
     requires: Requires::ANY,
@@ -37,16 +43,20 @@ static META: CheckMeta = CheckMeta {
 };
 
 const SQL: &str = "\
-WITH counts AS MATERIALIZED (
-  -- the statistics functions directly: the pg_stat_user_tables view computes every counter of
-  -- every table, which is slow with thousands of them
-  SELECT c.oid, n.nspname, c.relname, c.reloptions,
-         pg_stat_get_dead_tuples(c.oid)::int8 AS n_dead_tup,
-         pg_stat_get_live_tuples(c.oid)::int8 AS n_live_tup
+WITH dead AS MATERIALIZED (
+  -- the statistics functions directly (the pg_stat_user_tables view computes every counter of
+  -- every table, which is slow with thousands of them), and only the dead-tuple count until a
+  -- table has enough of them
+  SELECT c.oid, c.relnamespace, c.relname, c.reloptions, d.n_dead_tup
   FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'm')
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+  CROSS JOIN LATERAL (SELECT pg_stat_get_dead_tuples(c.oid)::int8 AS n_dead_tup) d
+  WHERE c.relkind IN ('r', 'm') AND d.n_dead_tup >= $1::float8
+),
+counts AS MATERIALIZED (
+  SELECT t.*, n.nspname, pg_stat_get_live_tuples(t.oid)::int8 AS n_live_tup
+  FROM dead t
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
 )
 SELECT format('%I.%I', t.nspname, t.relname) AS table_name, t.n_dead_tup, t.n_live_tup,
        (100.0 * t.n_dead_tup / greatest(t.n_live_tup + t.n_dead_tup, 1))::float8 AS dead_percent,
@@ -55,8 +65,7 @@ SELECT format('%I.%I', t.nspname, t.relname) AS table_name, t.n_dead_tup, t.n_li
        coalesce((SELECT o.option_value::bool FROM pg_options_to_table(t.reloptions) o
                  WHERE o.option_name = 'autovacuum_enabled'), true) AS autovacuum_enabled
 FROM counts t
-WHERE t.n_dead_tup >= $1::float8
-  AND 100.0 * t.n_dead_tup / greatest(t.n_live_tup + t.n_dead_tup, 1) >= $2::float8
+WHERE 100.0 * t.n_dead_tup / greatest(t.n_live_tup + t.n_dead_tup, 1) >= $2::float8
 ORDER BY t.n_dead_tup DESC, table_name
 LIMIT $3::int8";
 
@@ -68,6 +77,7 @@ impl Check for DeadTuples {
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
         let min_dead = ctx.param("min_dead_tuples");
+        let warning_dead = ctx.param("warning_dead_tuples");
         let min_percent = ctx.param("warning").min(ctx.param("critical"));
         let rows = ctx
             .query(SQL, &[&min_dead, &min_percent, &limit(ctx)])
@@ -80,31 +90,33 @@ impl Check for DeadTuples {
             };
             let table: String = row.get("table_name");
             let dead: i64 = row.get("n_dead_tup");
+            let few = (dead as f64) < warning_dead;
+            let severity = if few { Severity::Info } else { severity };
             let autovacuum_enabled: bool = row.get("autovacuum_enabled");
+            let finding = Finding::new(
+                severity,
+                format!("table {table}"),
+                format!(
+                    "{dead} dead tuples, {percent:.0}% of the rows (threshold {:.0}%){}{}",
+                    ctx.param("warning"),
+                    if autovacuum_enabled {
+                        ""
+                    } else {
+                        "; autovacuum is disabled on it"
+                    },
+                    if few {
+                        format!("; fewer than {warning_dead:.0}, so info only")
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+            .with("table", table)
+            .with("n_dead_tup", dead)
+            .with("n_live_tup", row.get::<_, i64>("n_live_tup"))
+            .with("dead_percent", round1(percent));
             findings.push(
-                Finding::new(
-                    severity,
-                    format!("table {table}"),
-                    format!(
-                        "{dead} dead tuples, {percent:.0}% of the rows (threshold {:.0}%){}",
-                        ctx.param("warning"),
-                        if autovacuum_enabled {
-                            ""
-                        } else {
-                            "; autovacuum is disabled on it"
-                        }
-                    ),
-                )
-                .with("table", table)
-                .with("n_dead_tup", dead)
-                .with("n_live_tup", row.get::<_, i64>("n_live_tup"))
-                .with("dead_percent", round1(percent))
-                .with(
-                    "last_autovacuum",
-                    row.get::<_, Option<String>>("last_autovacuum"),
-                )
-                .with("last_vacuum", row.get::<_, Option<String>>("last_vacuum"))
-                .with("autovacuum_enabled", autovacuum_enabled),
+                with_vacuum_times(finding, &row).with("autovacuum_enabled", autovacuum_enabled),
             );
         }
         Ok(findings)
@@ -113,44 +125,33 @@ impl Check for DeadTuples {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, number, seeded_database, text};
     use super::*;
     use crate::testkit;
-    use crate::Severity;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_a_table_full_of_dead_rows() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE queue (id int, payload text) WITH (autovacuum_enabled = false);
-                 INSERT INTO queue SELECT g, 'x' FROM generate_series(1, 20000) g;
-                 DELETE FROM queue WHERE id <= 15000;
-                 CREATE TABLE clean (id int) WITH (autovacuum_enabled = false);
-                 INSERT INTO clean SELECT g FROM generate_series(1, 20000) g;
-                 DELETE FROM clean WHERE id <= 100;",
-            )
-            .expect("create dead tuples");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE queue (id int, payload text) WITH (autovacuum_enabled = false);
+              INSERT INTO queue SELECT g, 'x' FROM generate_series(1, 20000) g;
+              DELETE FROM queue WHERE id <= 15000;
+              CREATE TABLE clean (id int) WITH (autovacuum_enabled = false);
+              INSERT INTO clean SELECT g FROM generate_series(1, 20000) g;
+              DELETE FROM clean WHERE id <= 100;
+              CREATE TABLE backlog (id int) WITH (autovacuum_enabled = false);
+              INSERT INTO backlog SELECT g FROM generate_series(1, 3000) g;
+              DELETE FROM backlog WHERE id <= 2000;",
+            "create dead tuples",
+        );
         // Statistics reach the shared counters asynchronously: poll.
         let overrides = [("min_dead_tuples", 50.0)];
         let finding = testkit::finding_where(&DeadTuples, &dsn, &overrides, |f| {
-            f.evidence("table").and_then(|v| v.as_str()) == Some("public.queue")
-                && f.evidence("n_dead_tup").and_then(|v| v.as_i64()) == Some(15000)
+            text(f, "table") == Some("public.queue") && integer(f, "n_dead_tup") == Some(15000)
         })
         .await;
         assert_eq!(finding.severity, Severity::Critical);
-        assert_eq!(
-            finding.evidence("n_live_tup").and_then(|v| v.as_i64()),
-            Some(5000)
-        );
-        assert_eq!(
-            finding.evidence("dead_percent").and_then(|v| v.as_f64()),
-            Some(75.0)
-        );
+        assert_eq!(integer(&finding, "n_live_tup"), Some(5000));
+        assert_eq!(number(&finding, "dead_percent"), Some(75.0));
         assert_eq!(
             finding
                 .evidence("autovacuum_enabled")
@@ -163,9 +164,17 @@ mod tests {
         // 100 dead of 20000 (0.5%) is below the percentage threshold.
         let findings = testkit::findings(&DeadTuples, &dsn, &overrides).await;
         assert!(
-            !findings
-                .iter()
-                .any(|f| f.evidence("table").and_then(|v| v.as_str()) == Some("public.clean")),
+            finding_about(&findings, "table", "public.clean").is_none(),
+            "{findings:?}"
+        );
+        // Under the default thresholds 2000 dead tuples (67%) are shown, but only as info.
+        let findings = testkit::findings(&DeadTuples, &dsn, &[]).await;
+        let backlog = finding_about(&findings, "table", "public.backlog")
+            .unwrap_or_else(|| panic!("public.backlog not shown by default: {findings:?}"));
+        assert_eq!(backlog.severity, Severity::Info, "{backlog:?}");
+        assert!(
+            finding_about(&findings, "table", "public.queue")
+                .is_some_and(|queue| queue.severity == Severity::Critical),
             "{findings:?}"
         );
     }

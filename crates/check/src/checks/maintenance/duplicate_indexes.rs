@@ -39,7 +39,17 @@ static META: CheckMeta = CheckMeta {
 };
 
 const SQL: &str = "\
-WITH idx AS MATERIALIZED (
+WITH shared_first_keys AS (
+  -- a duplicate or a redundant prefix shares its table and first key column (0 for an
+  -- expression) with another valid index: only such indexes are compared in full, which on a
+  -- schema of thousands of tables is a handful
+  SELECT i.indrelid, i.indkey[0] AS first_key
+  FROM pg_index i
+  WHERE i.indisvalid
+  GROUP BY i.indrelid, i.indkey[0]
+  HAVING count(*) > 1
+),
+idx AS MATERIALIZED (
   SELECT i.indexrelid, i.indrelid, i.indnkeyatts::int4 AS nkeys, i.indnatts::int4 AS natts, ic.relam,
          i.indkey::int2[] AS keys, i.indclass::oid[] AS opclasses,
          i.indcollation::oid[] AS collations, i.indoption::int2[] AS options, i.indexprs, i.indpred,
@@ -50,10 +60,11 @@ WITH idx AS MATERIALIZED (
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
-  WHERE i.indisvalid
+  -- an array, so that the few tables are looked up by index rather than joined by a full scan
+  WHERE i.indrelid = ANY (ARRAY(SELECT s.indrelid FROM shared_first_keys s))
+    AND (i.indrelid, i.indkey[0]) IN (SELECT s.indrelid, s.first_key FROM shared_first_keys s)
+    AND i.indisvalid
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-    -- only tables with more than one index can have a duplicate
-    AND EXISTS (SELECT 1 FROM pg_index o WHERE o.indrelid = i.indrelid AND o.indexrelid <> i.indexrelid)
 ),
 duplicates AS (
   -- exact duplicates share everything; the first of each group (best keep_rank, oldest) stays
@@ -73,17 +84,16 @@ prefixes AS (
   FROM idx a
   CROSS JOIN LATERAL (
     SELECT b.indexrelid AS kept_oid
-    FROM pg_index b
-    JOIN pg_class bc ON bc.oid = b.indexrelid
-    WHERE b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid AND b.indisvalid
-      AND bc.relam = a.relam AND b.indexprs IS NULL AND b.indnkeyatts > a.nkeys
+    FROM idx b
+    WHERE b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
+      AND b.relam = a.relam AND b.indexprs IS NULL AND b.nkeys > a.nkeys
       -- slices on both sides: array equality also compares lower bounds (int2vector starts at 0)
-      AND (b.indkey::int2[])[0:a.nkeys - 1] = a.keys[0:a.nkeys - 1]
-      AND (b.indclass::oid[])[0:a.nkeys - 1] = a.opclasses[0:a.nkeys - 1]
-      AND (b.indcollation::oid[])[0:a.nkeys - 1] = a.collations[0:a.nkeys - 1]
-      AND (b.indoption::int2[])[0:a.nkeys - 1] = a.options[0:a.nkeys - 1]
+      AND b.keys[0:a.nkeys - 1] = a.keys[0:a.nkeys - 1]
+      AND b.opclasses[0:a.nkeys - 1] = a.opclasses[0:a.nkeys - 1]
+      AND b.collations[0:a.nkeys - 1] = a.collations[0:a.nkeys - 1]
+      AND b.options[0:a.nkeys - 1] = a.options[0:a.nkeys - 1]
       AND pg_get_expr(b.indpred, b.indrelid) IS NOT DISTINCT FROM pg_get_expr(a.indpred, a.indrelid)
-    ORDER BY b.indnkeyatts, b.indexrelid
+    ORDER BY b.nkeys, b.indexrelid
     LIMIT 1
   ) p
   WHERE a.keep_rank = 0 AND a.indexprs IS NULL AND a.natts = a.nkeys
@@ -94,24 +104,32 @@ best AS (
   SELECT DISTINCT ON (f.indexrelid) f.*
   FROM (SELECT * FROM duplicates UNION ALL SELECT * FROM prefixes) f
   ORDER BY f.indexrelid, f.preference
+),
+worst AS (
+  -- names and definitions for the reported few only
+  SELECT b.*, a.indrelid, a.keep_rank,
+         format('%I.%I', an.nspname, ac.relname) AS index_name,
+         (ac.relpages::int8 * current_setting('block_size')::int8) AS size_bytes
+  FROM best b
+  JOIN idx a ON a.indexrelid = b.indexrelid
+  JOIN pg_class ac ON ac.oid = b.indexrelid
+  JOIN pg_namespace an ON an.oid = ac.relnamespace
+  ORDER BY size_bytes DESC, index_name
+  LIMIT $1::int8
 )
-SELECT format('%I.%I', an.nspname, ac.relname) AS index_name,
+SELECT w.index_name,
        format('%I.%I', kn.nspname, kc.relname) AS duplicate_of,
        format('%I.%I', tn.nspname, tc.relname) AS table_name,
-       (ac.relpages::int8 * current_setting('block_size')::int8) AS size_bytes, b.kind,
-       a.keep_rank > 0 AS enforces_constraint,
-       pg_get_indexdef(b.indexrelid) AS definition,
-       pg_get_indexdef(b.kept_oid) AS duplicate_of_definition
-FROM best b
-JOIN idx a ON a.indexrelid = b.indexrelid
-JOIN pg_class ac ON ac.oid = b.indexrelid
-JOIN pg_namespace an ON an.oid = ac.relnamespace
-JOIN pg_class kc ON kc.oid = b.kept_oid
+       w.size_bytes, w.kind,
+       w.keep_rank > 0 AS enforces_constraint,
+       pg_get_indexdef(w.indexrelid) AS definition,
+       pg_get_indexdef(w.kept_oid) AS duplicate_of_definition
+FROM worst w
+JOIN pg_class kc ON kc.oid = w.kept_oid
 JOIN pg_namespace kn ON kn.oid = kc.relnamespace
-JOIN pg_class tc ON tc.oid = a.indrelid
+JOIN pg_class tc ON tc.oid = w.indrelid
 JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-ORDER BY size_bytes DESC, index_name
-LIMIT $1::int8";
+ORDER BY w.size_bytes DESC, w.index_name";
 
 #[async_trait::async_trait]
 impl Check for DuplicateIndexes {
@@ -120,9 +138,8 @@ impl Check for DuplicateIndexes {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let limit = ctx.param("max_findings").max(1.0) as i64;
         let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[&limit]).await? {
+        for row in ctx.query(SQL, &[&super::limit(ctx)]).await? {
             let index: String = row.get("index_name");
             let duplicate_of: String = row.get("duplicate_of");
             let kind: String = row.get("kind");
@@ -155,61 +172,35 @@ impl Check for DuplicateIndexes {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, seeded_database, text};
     use super::*;
     use crate::testkit;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_exact_duplicates_and_redundant_prefixes() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE payments (id int PRIMARY KEY, customer int, created date, status text);
-                 CREATE INDEX payments_id_copy ON payments (id);
-                 CREATE INDEX payments_customer_created ON payments (customer, created);
-                 CREATE INDEX payments_customer ON payments (customer);
-                 CREATE INDEX payments_customer_desc ON payments (customer DESC);
-                 CREATE INDEX payments_open ON payments (status) WHERE status = 'open';
-                 CREATE INDEX payments_status ON payments (status);",
-            )
-            .expect("create duplicate indexes");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE payments (id int PRIMARY KEY, customer int, created date, status text);
+              CREATE INDEX payments_id_copy ON payments (id);
+              CREATE INDEX payments_customer_created ON payments (customer, created);
+              CREATE INDEX payments_customer ON payments (customer);
+              CREATE INDEX payments_customer_desc ON payments (customer DESC);
+              CREATE INDEX payments_open ON payments (status) WHERE status = 'open';
+              CREATE INDEX payments_status ON payments (status);",
+            "create duplicate indexes",
+        );
         let findings = testkit::findings(&DuplicateIndexes, &dsn, &[]).await;
-        let about = |name: &str| {
-            findings
-                .iter()
-                .find(|f| f.evidence("index").and_then(|v| v.as_str()) == Some(name))
-                .cloned()
-        };
+        let about = |name: &str| finding_about(&findings, "index", name);
         let copy = about("public.payments_id_copy")
             .unwrap_or_else(|| panic!("duplicate not reported: {findings:?}"));
-        assert_eq!(
-            copy.evidence("kind").and_then(|v| v.as_str()),
-            Some("duplicate")
-        );
-        assert_eq!(
-            copy.evidence("duplicate_of").and_then(|v| v.as_str()),
-            Some("public.payments_pkey")
-        );
-        assert_eq!(
-            copy.evidence("table").and_then(|v| v.as_str()),
-            Some("public.payments")
-        );
-        assert!(copy
-            .evidence("size_bytes")
-            .and_then(|v| v.as_i64())
-            .is_some());
+        assert_eq!(text(&copy, "kind"), Some("duplicate"));
+        assert_eq!(text(&copy, "duplicate_of"), Some("public.payments_pkey"));
+        assert_eq!(text(&copy, "table"), Some("public.payments"));
+        assert!(integer(&copy, "size_bytes").is_some());
         let prefix = about("public.payments_customer")
             .unwrap_or_else(|| panic!("prefix not reported: {findings:?}"));
+        assert_eq!(text(&prefix, "kind"), Some("redundant prefix"));
         assert_eq!(
-            prefix.evidence("kind").and_then(|v| v.as_str()),
-            Some("redundant prefix")
-        );
-        assert_eq!(
-            prefix.evidence("duplicate_of").and_then(|v| v.as_str()),
+            text(&prefix, "duplicate_of"),
             Some("public.payments_customer_created")
         );
         // Kept indexes, a different sort order and a different predicate are not duplicates.

@@ -8,9 +8,10 @@
 //! fillfactor (90 by default) after the page header and the B-tree special space. The index's
 //! `relpages` beyond that (and its meta page) is bloat. B-tree deduplication (PostgreSQL 13+)
 //! only makes indexes smaller than estimated, so it can hide bloat but never invent it.
+//!
+//! As for tables, less than `warning_bytes` of bloat over the percentage thresholds is info only.
 
-use super::{limit, round1};
-use crate::finding::human_bytes;
+use super::bloat::{self, Layout, StatsKey};
 use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
@@ -23,7 +24,8 @@ static META: CheckMeta = CheckMeta {
     measures: "Estimated share of each B-tree index's pages beyond what its entries need at its fillfactor, \
                from pg_stats widths of the indexed columns and pg_class.relpages/reltuples.",
     params: &[
-        Param { name: "min_bytes", default: 104_857_600.0, unit: "bytes", help: "ignore indexes with less estimated bloat" },
+        Param { name: "min_bytes", default: 1_048_576.0, unit: "bytes", help: "ignore indexes with less estimated bloat" },
+        Param { name: "warning_bytes", default: 104_857_600.0, unit: "bytes", help: "less estimated bloat than this is info, whatever its share" },
         Param { name: "warning", default: 50.0, unit: "percent", help: "bloat share of the index that warns" },
         Param { name: "critical", default: 80.0, unit: "percent", help: "bloat share of the index that is critical" },
         Param { name: "max_findings", default: 20.0, unit: "count", help: "report at most this many indexes, most bloat first" },
@@ -40,67 +42,45 @@ static META: CheckMeta = CheckMeta {
     },
 };
 
-/// `{stats_join}` is [`super::stats_join`] for index column `k` of index `b`.
-const SQL: &str = "\
-WITH btree AS (
-  SELECT ic.oid, n.nspname, ic.relname AS index_name, tc.relname AS table_name,
-         tn.nspname AS table_schema, i.indrelid, i.indkey::int2[] AS indkey,
+static LAYOUT: Layout = Layout {
+    candidates: "\
+  SELECT ic.oid, n.nspname, ic.relname, tc.relname AS table_name, tn.nspname AS table_schema,
+         i.indrelid, i.indkey::int2[] AS indkey,
          ic.relpages::int8 AS relpages, ic.reltuples::float8 AS reltuples,
          coalesce((SELECT o.option_value::int4 FROM pg_options_to_table(ic.reloptions) o
                    WHERE o.option_name = 'fillfactor'), 90) AS fillfactor,
          current_setting('block_size')::int8 AS block_size
-  FROM pg_index i
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_class tc ON tc.oid = i.indrelid
+  FROM pg_class ic
   JOIN pg_namespace n ON n.oid = ic.relnamespace
+  JOIN pg_index i ON i.indexrelid = ic.oid
+  JOIN pg_class tc ON tc.oid = i.indrelid
   JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-  JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
-  -- relpages/reltuples are filtered after the statistics join: filtered here, the planner
-  -- underestimates the rows and nests a loop over the pg_stats view
-  WHERE ic.relkind = 'i' AND i.indisvalid
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-),
-widths AS (
-  -- a plain column's statistics live under its table, an expression's under the index itself
-  SELECT b.oid,
-         sum((1 - s.null_frac) * s.avg_width)::float8 AS data_width,
-         bool_or(s.null_frac > 0) AS has_nulls,
-         count(*) = count(s.avg_width) AS all_analyzed
-  FROM btree b
-  CROSS JOIN LATERAL unnest(b.indkey) WITH ORDINALITY AS k(attnum, position)
-  JOIN pg_attribute ia ON ia.attrelid = b.oid AND ia.attnum = k.position
-  LEFT JOIN pg_attribute ta ON ta.attrelid = b.indrelid AND ta.attnum = k.attnum AND k.attnum > 0
-  {stats_join}
-  GROUP BY b.oid
-),
-estimate AS (
-  -- IndexTupleData (8 B) + null bitmap (4 B) + data, MAXALIGNed, plus the 4 B line pointer
-  SELECT b.*,
-         (ceil((8 + CASE WHEN w.has_nulls THEN 4 ELSE 0 END + w.data_width) / 8) * 8 + 4)::float8 AS tuple_bytes
-  FROM btree b
-  JOIN widths w ON w.oid = b.oid
-  WHERE w.all_analyzed AND b.relpages > 1 AND b.reltuples >= 0
-),
-bloat AS (
-  -- a leaf page is a 24 B header, tuples up to fillfactor and 16 B of B-tree special space;
-  -- one more page is the meta page
-  SELECT e.*,
-         greatest(e.relpages - 1 - ceil(e.reltuples
-                  / greatest(floor((e.block_size - 24 - 16) * e.fillfactor / 100.0 / e.tuple_bytes), 1)), 0)::int8
-           AS bloat_pages
-  FROM estimate e
-)
-SELECT format('%I.%I', b.nspname, b.index_name) AS index_name,
-       format('%I.%I', b.table_schema, b.table_name) AS table_name,
-       (b.relpages * b.block_size)::int8 AS real_size_bytes,
-       (b.bloat_pages * b.block_size)::int8 AS bloat_bytes,
-       (100.0 * b.bloat_pages / b.relpages)::float8 AS bloat_percent,
-       b.fillfactor, b.reltuples::int8 AS estimated_entries
-FROM bloat b
-WHERE b.bloat_pages * b.block_size >= $1::float8
-  AND 100.0 * b.bloat_pages / b.relpages >= $2::float8
-ORDER BY bloat_bytes DESC, index_name
-LIMIT $3::int8";
+  WHERE ic.relkind = 'i' AND ic.relam = (SELECT am.oid FROM pg_am am WHERE am.amname = 'btree')
+    AND ic.relpages > 1 AND ic.reltuples >= 0
+    -- bloat never exceeds the pages beyond the meta page: a smaller index cannot reach min_bytes
+    AND (ic.relpages - 1)::float8 * current_setting('block_size')::float8 >= $1::float8
+    AND i.indisvalid
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'",
+    // a plain column's statistics live under its table, an expression's under the index itself
+    columns: "candidates c
+  CROSS JOIN LATERAL unnest(c.indkey) WITH ORDINALITY AS k(attnum, position)
+  JOIN pg_attribute ia ON ia.attrelid = c.oid AND ia.attnum = k.position
+  LEFT JOIN pg_attribute ta ON ta.attrelid = c.indrelid AND ta.attnum = k.attnum AND k.attnum > 0",
+    stats_key: StatsKey {
+        relid: "CASE WHEN k.attnum > 0 THEN c.indrelid ELSE c.oid END",
+        attnum: "CASE WHEN k.attnum > 0 THEN k.attnum ELSE k.position END",
+        schema: "CASE WHEN k.attnum > 0 THEN c.table_schema ELSE c.nspname END",
+        table: "CASE WHEN k.attnum > 0 THEN c.table_name ELSE c.relname END",
+        column: "CASE WHEN k.attnum > 0 THEN ta.attname ELSE ia.attname END",
+    },
+    // IndexTupleData (8 B) + null bitmap (4 B) + data, MAXALIGNed, plus the 4 B line pointer
+    tuple_bytes: "ceil((8 + CASE WHEN w.has_nulls THEN 4 ELSE 0 END + w.data_width) / 8) * 8 + 4",
+    // a leaf page is a 24 B header, tuples up to fillfactor and 16 B of B-tree special space;
+    // one more page is the meta page
+    page_overhead: 24 + 16,
+    meta_pages: 1,
+    report: "format('%I.%I', w.table_schema, w.table_name) AS table_name",
+};
 
 #[async_trait::async_trait]
 impl Check for IndexBloat {
@@ -109,55 +89,23 @@ impl Check for IndexBloat {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let min_bytes = ctx.param("min_bytes");
-        let min_percent = ctx.param("warning").min(ctx.param("critical"));
-        let key = super::StatsKey {
-            relid: "CASE WHEN k.attnum > 0 THEN b.indrelid ELSE b.oid END",
-            attnum: "CASE WHEN k.attnum > 0 THEN k.attnum ELSE k.position END",
-            schema: "CASE WHEN k.attnum > 0 THEN b.table_schema ELSE b.nspname END",
-            table: "CASE WHEN k.attnum > 0 THEN b.table_name ELSE b.index_name END",
-            column: "CASE WHEN k.attnum > 0 THEN ta.attname ELSE ia.attname END",
-        };
-        let sql = SQL.replace("{stats_join}", &super::stats_join(ctx, &key));
-        let rows = ctx
-            .query(&sql, &[&min_bytes, &min_percent, &limit(ctx)])
-            .await?;
-        let mut findings = Vec::new();
-        for row in rows {
-            let percent: f64 = row.get("bloat_percent");
-            let Some(severity) = ctx.severity_above(percent) else {
-                continue;
-            };
-            let index: String = row.get("index_name");
-            let bloat_bytes: i64 = row.get("bloat_bytes");
-            let real_bytes: i64 = row.get("real_size_bytes");
-            findings.push(
-                Finding::new(
-                    severity,
-                    format!("index {index}"),
-                    format!(
-                        "~{} of {} is bloat ({:.0}%, threshold {:.0}%)",
-                        human_bytes(bloat_bytes as f64),
-                        human_bytes(real_bytes as f64),
-                        percent,
-                        ctx.param("warning")
-                    ),
-                )
-                .with("index", index)
-                .with("table", row.get::<_, String>("table_name"))
-                .with("real_size_bytes", real_bytes)
-                .with("bloat_bytes", bloat_bytes)
-                .with("bloat_percent", round1(percent))
-                .with("fillfactor", row.get::<_, i32>("fillfactor"))
-                .with("estimated_entries", row.get::<_, i64>("estimated_entries")),
-            );
-        }
-        Ok(findings)
+        Ok(bloat::estimate(ctx, &LAYOUT)
+            .await?
+            .iter()
+            .map(|estimate| {
+                let identity = vec![
+                    ("index", estimate.name.clone()),
+                    ("table", estimate.row.get::<_, String>("table_name")),
+                ];
+                bloat::finding(ctx, "index", estimate, identity, "estimated_entries")
+            })
+            .collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, number, text};
     use super::*;
     use crate::testkit;
     use pgdbre_lab::testing;
@@ -187,34 +135,16 @@ mod tests {
         let dsn = cluster.primary().dsn_for(&db);
         let findings =
             testkit::findings(&IndexBloat, &dsn, &[("min_bytes", 0.0), ("warning", 30.0)]).await;
-        let index_named = |name: &str| {
-            findings
-                .iter()
-                .find(|f| f.evidence("index").and_then(|v| v.as_str()) == Some(name))
-                .cloned()
-        };
+        let index_named = |name: &str| finding_about(&findings, "index", name);
         let bloated = index_named("public.events_id_idx")
             .unwrap_or_else(|| panic!("not reported: {findings:?}"));
-        assert_eq!(
-            bloated.evidence("table").and_then(|v| v.as_str()),
-            Some("public.events")
-        );
+        assert_eq!(text(&bloated, "table"), Some("public.events"));
         assert!(
-            bloated
-                .evidence("bloat_percent")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                > 50.0,
+            number(&bloated, "bloat_percent").unwrap() > 50.0,
             "{bloated:?}"
         );
-        let real = bloated
-            .evidence("real_size_bytes")
-            .and_then(|v| v.as_i64())
-            .unwrap();
-        let bloat = bloated
-            .evidence("bloat_bytes")
-            .and_then(|v| v.as_i64())
-            .unwrap();
+        let real = integer(&bloated, "real_size_bytes").unwrap();
+        let bloat = integer(&bloated, "bloat_bytes").unwrap();
         assert!(bloat > 0 && bloat < real, "{bloated:?}");
         // Expression columns are estimated from the index's own statistics.
         assert!(

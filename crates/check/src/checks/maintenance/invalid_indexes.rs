@@ -59,9 +59,8 @@ impl Check for InvalidIndexes {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let limit = ctx.param("max_findings").max(1.0) as i64;
         let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[&limit]).await? {
+        for row in ctx.query(SQL, &[&super::limit(ctx)]).await? {
             let index: String = row.get("index_name");
             let table: String = row.get("table_name");
             let size: i64 = row.get("size_bytes");
@@ -95,6 +94,7 @@ impl Check for InvalidIndexes {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{integer, text};
     use super::*;
     use crate::testkit;
     use pgdbre_lab::testing;
@@ -124,36 +124,25 @@ mod tests {
         let findings = testkit::findings(&InvalidIndexes, &dsn, &[]).await;
         let finding = findings
             .iter()
-            .find(|f| {
-                f.evidence("index").and_then(|v| v.as_str()) == Some("public.users_email_key")
-            })
+            .find(|f| text(f, "index") == Some("public.users_email_key"))
             .unwrap_or_else(|| panic!("invalid index not reported: {findings:?}"));
         assert_eq!(finding.severity, Severity::Warning);
-        assert_eq!(
-            finding.evidence("table").and_then(|v| v.as_str()),
-            Some("public.users")
-        );
+        assert_eq!(text(finding, "table"), Some("public.users"));
         assert_eq!(
             finding.evidence("is_unique").and_then(|v| v.as_bool()),
             Some(true)
         );
-        let definition = finding
-            .evidence("definition")
-            .and_then(|v| v.as_str())
-            .unwrap();
+        let definition = text(finding, "definition").unwrap();
         assert!(
             definition.contains("UNIQUE INDEX users_email_key") && definition.contains("(email)"),
             "{definition}"
         );
-        assert!(finding
-            .evidence("size_bytes")
-            .and_then(|v| v.as_i64())
-            .is_some());
+        assert!(integer(finding, "size_bytes").is_some());
         // The valid index next to it is not reported.
         assert!(
-            !findings.iter().any(
-                |f| f.evidence("index").and_then(|v| v.as_str()) == Some("public.users_id_idx")
-            ),
+            !findings
+                .iter()
+                .any(|f| text(f, "index") == Some("public.users_id_idx")),
             "{findings:?}"
         );
     }

@@ -4,16 +4,24 @@
 //! All of them read the connected database's catalogs and statistics in one set-based query
 //! each, estimate sizes from `pg_class.relpages` (never the size functions, which take relation
 //! locks) and cap their output at a `max_findings` parameter, biggest problem first.
+//!
+//! They stay cheap on databases with tens of thousands of relations by applying the cheapest
+//! test that can rule a relation out first (size from `relpages`, a statistics counter, a hashed
+//! set of key columns) and computing names, definitions and estimates only for the survivors.
 
 mod autovacuum_lagging;
+mod bloat;
 mod dead_tuples;
 mod duplicate_indexes;
+mod foreign_keys_without_index;
 mod index_bloat;
 mod integer_key_exhaustion;
 mod invalid_indexes;
 mod sequence_exhaustion;
 mod table_bloat;
 mod tables_without_primary_key;
+#[cfg(test)]
+mod test_support;
 mod unused_indexes;
 
 use crate::Check;
@@ -28,45 +36,11 @@ pub fn checks() -> Vec<&'static dyn Check> {
         &invalid_indexes::InvalidIndexes,
         &unused_indexes::UnusedIndexes,
         &duplicate_indexes::DuplicateIndexes,
+        &foreign_keys_without_index::ForeignKeysWithoutIndex,
         &tables_without_primary_key::TablesWithoutPrimaryKey,
         &sequence_exhaustion::SequenceExhaustion,
         &integer_key_exhaustion::IntegerKeyExhaustion,
     ]
-}
-
-/// Which column a bloat estimate needs statistics for, as SQL expressions of the outer query:
-/// by oid and number (for `pg_statistic`) and by name (for `pg_stats`).
-struct StatsKey<'a> {
-    relid: &'a str,
-    attnum: &'a str,
-    schema: &'a str,
-    table: &'a str,
-    column: &'a str,
-}
-
-/// A `LEFT JOIN` of the column's statistics as `s`, exposing `s.null_frac` and `s.avg_width`
-/// (both float8, NULL when the column has no statistics).
-///
-/// Reading `pg_statistic` by oid is much faster than the `pg_stats` view on a database with
-/// thousands of tables, but only a superuser may read it; everyone else joins the view (which
-/// shows the columns they may read) by name, so the planner can hash it once.
-fn stats_join(ctx: &crate::Context<'_>, key: &StatsKey<'_>) -> String {
-    if ctx.info().is_superuser {
-        format!(
-            "LEFT JOIN (SELECT starelid, staattnum, stanullfrac::float8 AS null_frac, stawidth::float8 AS avg_width
-                        FROM pg_statistic WHERE NOT stainherit) s
-               ON s.starelid = {} AND s.staattnum = {}",
-            key.relid, key.attnum
-        )
-    } else {
-        format!(
-            "LEFT JOIN (SELECT schemaname, tablename, attname, null_frac::float8 AS null_frac,
-                               avg_width::float8 AS avg_width
-                        FROM pg_stats WHERE NOT inherited) s
-               ON s.schemaname = {} AND s.tablename = {} AND s.attname = {}",
-            key.schema, key.table, key.column
-        )
-    }
 }
 
 /// A percentage rounded to one decimal, as shown in evidence.
@@ -77,4 +51,15 @@ fn round1(value: f64) -> f64 {
 /// The `max_findings` parameter as a SQL `LIMIT` (at least 1).
 fn limit(ctx: &crate::Context<'_>) -> i64 {
     ctx.param("max_findings").max(1.0) as i64
+}
+
+/// Adds the `last_autovacuum` and `last_vacuum` evidence from the row's text columns of those
+/// names (NULL when the table was never vacuumed that way).
+fn with_vacuum_times(finding: crate::Finding, row: &tokio_postgres::Row) -> crate::Finding {
+    finding
+        .with(
+            "last_autovacuum",
+            row.get::<_, Option<String>>("last_autovacuum"),
+        )
+        .with("last_vacuum", row.get::<_, Option<String>>("last_vacuum"))
 }

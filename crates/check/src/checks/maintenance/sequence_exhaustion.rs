@@ -79,9 +79,8 @@ impl Check for SequenceExhaustion {
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
         let min_percent = ctx.param("warning").min(ctx.param("critical"));
-        let limit = ctx.param("max_findings").max(1.0) as i64;
         let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[&min_percent, &limit]).await? {
+        for row in ctx.query(SQL, &[&min_percent, &super::limit(ctx)]).await? {
             let percent: f64 = row.get("percent_used");
             let Some(severity) = ctx.severity_above(percent) else {
                 continue;
@@ -123,63 +122,37 @@ impl Check for SequenceExhaustion {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, number, seeded_database, text};
     use super::*;
     use crate::testkit;
     use crate::Severity;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_an_integer_sequence_near_its_max() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE SEQUENCE invoice_no AS integer;
-                 SELECT setval('invoice_no', 2000000000);
-                 CREATE TABLE tickets (id serial PRIMARY KEY);
-                 SELECT setval('tickets_id_seq', 1700000000);
-                 CREATE SEQUENCE countdown AS integer INCREMENT -1;
-                 SELECT nextval('countdown');
-                 CREATE SEQUENCE fresh AS integer;
-                 SELECT nextval('fresh');",
-            )
-            .expect("create sequences");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE SEQUENCE invoice_no AS integer;
+              SELECT setval('invoice_no', 2000000000);
+              CREATE TABLE tickets (id serial PRIMARY KEY);
+              SELECT setval('tickets_id_seq', 1700000000);
+              CREATE SEQUENCE countdown AS integer INCREMENT -1;
+              SELECT nextval('countdown');
+              CREATE SEQUENCE fresh AS integer;
+              SELECT nextval('fresh');",
+            "create sequences",
+        );
         let findings = testkit::findings(&SequenceExhaustion, &dsn, &[]).await;
-        let about = |name: &str| {
-            findings
-                .iter()
-                .find(|f| f.evidence("sequence").and_then(|v| v.as_str()) == Some(name))
-                .cloned()
-        };
+        let about = |name: &str| finding_about(&findings, "sequence", name);
         let invoice =
             about("public.invoice_no").unwrap_or_else(|| panic!("not reported: {findings:?}"));
         assert_eq!(invoice.severity, Severity::Critical);
-        assert_eq!(
-            invoice.evidence("percent_used").and_then(|v| v.as_f64()),
-            Some(93.1)
-        );
-        assert_eq!(
-            invoice.evidence("data_type").and_then(|v| v.as_str()),
-            Some("integer")
-        );
-        assert_eq!(
-            invoice.evidence("last_value").and_then(|v| v.as_i64()),
-            Some(2_000_000_000)
-        );
-        assert_eq!(
-            invoice.evidence("max_value").and_then(|v| v.as_i64()),
-            Some(2_147_483_647)
-        );
+        assert_eq!(number(&invoice, "percent_used"), Some(93.1));
+        assert_eq!(text(&invoice, "data_type"), Some("integer"));
+        assert_eq!(integer(&invoice, "last_value"), Some(2_000_000_000));
+        assert_eq!(integer(&invoice, "max_value"), Some(2_147_483_647));
         let tickets =
             about("public.tickets_id_seq").unwrap_or_else(|| panic!("not reported: {findings:?}"));
         assert_eq!(tickets.severity, Severity::Warning);
-        assert_eq!(
-            tickets.evidence("owned_by").and_then(|v| v.as_str()),
-            Some("public.tickets.id")
-        );
+        assert_eq!(text(&tickets, "owned_by"), Some("public.tickets.id"));
         assert!(about("public.countdown").is_none(), "{findings:?}");
         assert!(about("public.fresh").is_none(), "{findings:?}");
     }

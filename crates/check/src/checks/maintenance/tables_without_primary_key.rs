@@ -36,6 +36,15 @@ static META: CheckMeta = CheckMeta {
 };
 
 const SQL: &str = "\
+WITH keyless AS MATERIALIZED (
+  -- the cheap tests first, over every table; names, extension membership and unique indexes
+  -- only for the tables without a primary key
+  SELECT c.oid, c.relname, c.relnamespace, c.relkind, c.reltuples, c.relreplident
+  FROM pg_class c
+  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+    AND greatest(c.reltuples, 0) >= $1::float8
+    AND c.oid NOT IN (SELECT i.indrelid FROM pg_index i WHERE i.indisprimary)
+)
 SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
        CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 END AS estimated_rows,
        c.relkind = 'p' AS partitioned,
@@ -44,14 +53,11 @@ SELECT format('%I.%I', n.nspname, c.relname) AS table_name,
                  AND i.indpred IS NULL AND i.indexprs IS NULL) AS has_unique_index,
        CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing'
                            WHEN 'f' THEN 'full' WHEN 'i' THEN 'index' END AS replica_identity
-FROM pg_class c
+FROM keyless c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-  AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-  AND greatest(c.reltuples, 0) >= $1::float8
 ORDER BY c.reltuples DESC, table_name
 LIMIT $2::int8";
 
@@ -63,9 +69,8 @@ impl Check for TablesWithoutPrimaryKey {
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
         let min_rows = ctx.param("min_rows");
-        let limit = ctx.param("max_findings").max(1.0) as i64;
         let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[&min_rows, &limit]).await? {
+        for row in ctx.query(SQL, &[&min_rows, &super::limit(ctx)]).await? {
             let table: String = row.get("table_name");
             let rows: Option<i64> = row.get("estimated_rows");
             let has_unique_index: bool = row.get("has_unique_index");
@@ -97,42 +102,28 @@ impl Check for TablesWithoutPrimaryKey {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, seeded_database, text};
     use super::*;
     use crate::testkit;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_tables_without_a_primary_key() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE audit_log (at timestamptz, message text);
-                 INSERT INTO audit_log SELECT now(), 'x' FROM generate_series(1, 500);
-                 ANALYZE audit_log;
-                 CREATE TABLE tags (name text NOT NULL UNIQUE);
-                 CREATE TABLE customers (id int PRIMARY KEY);
-                 CREATE TABLE measurements (day date PRIMARY KEY) PARTITION BY RANGE (day);
-                 CREATE TABLE measurements_2024 PARTITION OF measurements
-                   FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
-            )
-            .expect("create tables");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE audit_log (at timestamptz, message text);
+              INSERT INTO audit_log SELECT now(), 'x' FROM generate_series(1, 500);
+              ANALYZE audit_log;
+              CREATE TABLE tags (name text NOT NULL UNIQUE);
+              CREATE TABLE customers (id int PRIMARY KEY);
+              CREATE TABLE measurements (day date PRIMARY KEY) PARTITION BY RANGE (day);
+              CREATE TABLE measurements_2024 PARTITION OF measurements
+                FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
+            "create tables",
+        );
         let findings = testkit::findings(&TablesWithoutPrimaryKey, &dsn, &[]).await;
-        let about = |name: &str| {
-            findings
-                .iter()
-                .find(|f| f.evidence("table").and_then(|v| v.as_str()) == Some(name))
-                .cloned()
-        };
+        let about = |name: &str| finding_about(&findings, "table", name);
         let log = about("public.audit_log").unwrap_or_else(|| panic!("not reported: {findings:?}"));
         assert_eq!(log.severity, Severity::Warning);
-        assert_eq!(
-            log.evidence("estimated_rows").and_then(|v| v.as_i64()),
-            Some(500)
-        );
+        assert_eq!(integer(&log, "estimated_rows"), Some(500));
         assert_eq!(
             log.evidence("has_unique_index").and_then(|v| v.as_bool()),
             Some(false)
@@ -157,6 +148,6 @@ mod tests {
             testkit::findings(&TablesWithoutPrimaryKey, &dsn, &[("min_rows", 1000.0)]).await;
         assert!(findings
             .iter()
-            .all(|f| f.evidence("table").and_then(|v| v.as_str()) != Some("public.audit_log")));
+            .all(|f| text(f, "table") != Some("public.audit_log")));
     }
 }

@@ -5,8 +5,13 @@
 //! Indexes that enforce something (primary key, unique, exclusion constraint) are never
 //! reported: they work without being scanned. `idx_scan` only counts scans on this server, so a
 //! primary's numbers say nothing about read replicas.
+//!
+//! Statistics younger than `min_stats_age_seconds` (a freshly started or reset server) cannot
+//! tell an unused index from one whose queries have not run yet: such indexes are still shown,
+//! but only as info and with that caveat. Statistics never reset have counted at least since
+//! the server started, which is the age assumed for them.
 
-use crate::finding::human_bytes;
+use crate::finding::{human_bytes, human_duration};
 use crate::{
     Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
 };
@@ -21,13 +26,13 @@ static META: CheckMeta = CheckMeta {
     measures: "Non-unique, non-constraint indexes never scanned (idx_scan = 0) since the \
                database's statistics were reset, sized from pg_class.relpages.",
     params: &[
-        Param { name: "min_bytes", default: 10_485_760.0, unit: "bytes", help: "ignore smaller indexes" },
+        Param { name: "min_bytes", default: 1_048_576.0, unit: "bytes", help: "ignore smaller indexes" },
         Param { name: "warning_bytes", default: 1_073_741_824.0, unit: "bytes", help: "unused indexes at least this big warn; smaller ones are info" },
         Param {
             name: "min_stats_age_seconds",
             default: 604_800.0,
             unit: "seconds",
-            help: "skip the check when statistics were reset more recently than this (too little history)",
+            help: "statistics younger than this are too little history: unused indexes are then info only",
         },
         Param { name: "max_findings", default: 20.0, unit: "count", help: "report at most this many indexes, largest first" },
     ],
@@ -45,27 +50,36 @@ static META: CheckMeta = CheckMeta {
 
 const SQL: &str = "\
 WITH stats AS (
-  SELECT d.stats_reset, EXTRACT(EPOCH FROM now() - d.stats_reset)::float8 AS stats_age_seconds
-  FROM pg_stat_database d
+  -- never reset: the counters run at least since the server started
+  SELECT r.stats_reset,
+         EXTRACT(EPOCH FROM now() - coalesce(r.stats_reset, pg_postmaster_start_time()))::float8
+           AS stats_age_seconds
+  FROM pg_database d
+  CROSS JOIN LATERAL (SELECT pg_stat_get_db_stat_reset_time(d.oid) AS stats_reset) r
   WHERE d.datname = current_database()
+),
+candidates AS MATERIALIZED (
+  -- the size first, from pg_class alone: most indexes of a large schema are small
+  SELECT ic.oid, ic.relname, ic.relnamespace,
+         ic.relpages::int8 * current_setting('block_size')::int8 AS size_bytes
+  FROM pg_class ic
+  WHERE ic.relkind = 'i' AND ic.relpages::int8 * current_setting('block_size')::int8 >= $1::float8
 ),
 unused AS (
   -- pg_stat_get_numscans directly: the pg_stat_user_indexes view is slow with many indexes
-  SELECT format('%I.%I', n.nspname, ic.relname) AS index_name,
+  SELECT format('%I.%I', n.nspname, c.relname) AS index_name,
          format('%I.%I', tn.nspname, tc.relname) AS table_name,
-         (ic.relpages::int8 * current_setting('block_size')::int8) AS size_bytes,
-         pg_stat_get_numscans(i.indexrelid)::int8 AS idx_scan
-  FROM pg_index i
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_namespace n ON n.oid = ic.relnamespace
+         c.size_bytes, pg_stat_get_numscans(i.indexrelid)::int8 AS idx_scan
+  FROM candidates c
+  JOIN pg_index i ON i.indexrelid = c.oid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_class tc ON tc.oid = i.indrelid
   JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-  WHERE ic.relkind = 'i' AND i.indisvalid AND NOT i.indisunique AND NOT i.indisprimary
+  WHERE i.indisvalid AND NOT i.indisunique AND NOT i.indisprimary
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-    AND ic.relpages::int8 * current_setting('block_size')::int8 >= $1::float8
     AND pg_stat_get_numscans(i.indexrelid) = 0
-    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-  ORDER BY size_bytes DESC, index_name
+    AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)
+  ORDER BY c.size_bytes DESC, index_name
   LIMIT $2::int8
 )
 SELECT to_json(st.stats_reset) #>> '{}' AS stats_reset, st.stats_age_seconds, u.*
@@ -81,50 +95,46 @@ impl Check for UnusedIndexes {
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
         let min_bytes = ctx.param("min_bytes");
-        let limit = ctx.param("max_findings").max(1.0) as i64;
-        let rows = ctx.query(SQL, &[&min_bytes, &limit]).await?;
-        if let Some(age) = rows
-            .first()
-            .and_then(|r| r.get::<_, Option<f64>>("stats_age_seconds"))
-        {
-            let min_age = ctx.param("min_stats_age_seconds");
-            if age < min_age {
-                return Err(CheckError::NotApplicable(format!(
-                    "statistics were reset {} ago; idx_scan needs at least {} of history",
-                    crate::finding::human_duration(age),
-                    crate::finding::human_duration(min_age)
-                )));
-            }
-        }
+        let rows = ctx.query(SQL, &[&min_bytes, &super::limit(ctx)]).await?;
         let warning_bytes = ctx.param("warning_bytes");
+        let min_age = ctx.param("min_stats_age_seconds");
         let mut findings = Vec::new();
         for row in rows {
             let Some(index) = row.get::<_, Option<String>>("index_name") else {
                 continue;
             };
             let size: i64 = row.get("size_bytes");
-            let severity = if size as f64 >= warning_bytes {
+            let stats_reset: Option<String> = row.get("stats_reset");
+            let stats_age: Option<f64> = row.get("stats_age_seconds");
+            let young = stats_age.is_some_and(|age| age < min_age);
+            let severity = if !young && size as f64 >= warning_bytes {
                 Severity::Warning
             } else {
                 Severity::Info
             };
-            let stats_reset: Option<String> = row.get("stats_reset");
+            let summary = match stats_age {
+                Some(age) if young => format!(
+                    "{} index with no scans since statistics began {} ago — too short to be sure \
+                     (wants {} of history)",
+                    human_bytes(size as f64),
+                    human_duration(age),
+                    human_duration(min_age)
+                ),
+                _ => format!(
+                    "{} index never scanned since {} (threshold {})",
+                    human_bytes(size as f64),
+                    stats_reset.as_deref().unwrap_or("statistics began"),
+                    human_bytes(min_bytes)
+                ),
+            };
             findings.push(
-                Finding::new(
-                    severity,
-                    format!("index {index}"),
-                    format!(
-                        "{} index never scanned since {} (threshold {})",
-                        human_bytes(size as f64),
-                        stats_reset.as_deref().unwrap_or("statistics began"),
-                        human_bytes(min_bytes)
-                    ),
-                )
-                .with("index", index)
-                .with("table", row.get::<_, String>("table_name"))
-                .with("size_bytes", size)
-                .with("idx_scan", row.get::<_, i64>("idx_scan"))
-                .with("stats_reset", stats_reset),
+                Finding::new(severity, format!("index {index}"), summary)
+                    .with("index", index)
+                    .with("table", row.get::<_, String>("table_name"))
+                    .with("size_bytes", size)
+                    .with("idx_scan", row.get::<_, i64>("idx_scan"))
+                    .with("stats_reset", stats_reset)
+                    .with("stats_age_seconds", stats_age.map(f64::round)),
             );
         }
         Ok(findings)
@@ -133,6 +143,7 @@ impl Check for UnusedIndexes {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{finding_about, integer, number, text};
     use super::*;
     use crate::testkit;
     use pgdbre_lab::testing;
@@ -164,47 +175,34 @@ mod tests {
                 let dsn = dsn.clone();
                 async move {
                     let findings = testkit::findings(&UnusedIndexes, &dsn, &overrides).await;
-                    let named = |name: &str| {
-                        findings
-                            .iter()
-                            .any(|f| f.evidence("index").and_then(|v| v.as_str()) == Some(name))
-                    };
-                    (!named("public.accounts_owner_idx")).then_some(())
+                    finding_about(&findings, "index", "public.accounts_owner_idx")
+                        .is_none()
+                        .then_some(())
                 }
             },
         )
         .await;
         let findings = testkit::findings(&UnusedIndexes, &dsn, &overrides).await;
-        let unused = findings
-            .iter()
-            .find(|f| {
-                f.evidence("index").and_then(|v| v.as_str()) == Some("public.accounts_region_idx")
-            })
+        let unused = finding_about(&findings, "index", "public.accounts_region_idx")
             .unwrap_or_else(|| panic!("unused index not reported: {findings:?}"));
         assert_eq!(unused.severity, Severity::Info);
-        assert_eq!(
-            unused.evidence("table").and_then(|v| v.as_str()),
-            Some("public.accounts")
-        );
-        assert_eq!(
-            unused.evidence("idx_scan").and_then(|v| v.as_i64()),
-            Some(0)
-        );
-        assert!(
-            unused
-                .evidence("size_bytes")
-                .and_then(|v| v.as_i64())
-                .unwrap()
-                > 0,
-            "{unused:?}"
-        );
+        assert_eq!(text(&unused, "table"), Some("public.accounts"));
+        assert_eq!(integer(&unused, "idx_scan"), Some(0));
+        assert!(integer(&unused, "size_bytes").unwrap() > 0, "{unused:?}");
         // The primary key is never reported, scanned or not.
         assert!(
-            !findings
-                .iter()
-                .any(|f| f.evidence("index").and_then(|v| v.as_str())
-                    == Some("public.accounts_pkey")),
+            finding_about(&findings, "index", "public.accounts_pkey").is_none(),
             "{findings:?}"
+        );
+        // The test server's statistics are minutes old: still shown, as info with the caveat.
+        let findings = testkit::findings(&UnusedIndexes, &dsn, &[("min_bytes", 0.0)]).await;
+        let young = finding_about(&findings, "index", "public.accounts_region_idx")
+            .unwrap_or_else(|| panic!("not shown with young statistics: {findings:?}"));
+        assert_eq!(young.severity, Severity::Info);
+        assert!(young.summary.contains("too short to be sure"), "{young:?}");
+        assert!(
+            number(&young, "stats_age_seconds").is_some_and(|age| (0.0..604_800.0).contains(&age)),
+            "{young:?}"
         );
     }
 }

@@ -14,6 +14,7 @@ mod standby_replay_lag;
 mod temp_file_spill;
 #[cfg(test)]
 mod test_support;
+mod wal_accumulation;
 
 use crate::Check;
 
@@ -27,6 +28,7 @@ pub fn checks() -> Vec<&'static dyn Check> {
         &max_slot_wal_keep_size_unset::MaxSlotWalKeepSizeUnset,
         &archiver_failing::ArchiverFailing,
         &archive_mode_off::ArchiveModeOff,
+        &wal_accumulation::WalAccumulation,
         &checkpoint_pressure::CheckpointPressure,
         &temp_file_spill::TempFileSpill,
         &cache_hit_ratio::CacheHitRatio,

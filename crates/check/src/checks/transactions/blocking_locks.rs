@@ -7,10 +7,9 @@
 //! deal with. One finding per root, with the whole tree of waiters behind it. Building the trees
 //! is a pure function of the rows ([`lock_trees`]) so it is unit-tested without a server.
 
+use super::tiers::Tiers;
 use crate::finding::human_duration;
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -24,6 +23,13 @@ static META: CheckMeta = CheckMeta {
     measures: "For each root blocker (blocks others, waits for no lock itself), the sessions waiting \
                behind it via pg_blocking_pids() and the longest of their lock waits.",
     params: &[
+        Param {
+            name: "info",
+            default: 1.0,
+            unit: "seconds",
+            help: "longest lock wait behind a root that is reported as Info: the default \
+                   deadlock_timeout, after which PostgreSQL itself (with log_lock_waits) logs a wait",
+        },
         Param { name: "warning", default: 30.0, unit: "seconds", help: "longest lock wait behind a root that warns" },
         Param {
             name: "critical",
@@ -189,9 +195,10 @@ impl Check for BlockingLocks {
         let text = |pid: i32, column: &str| -> Option<String> {
             by_pid.get(&pid).and_then(|r| r.row.get(column))
         };
+        let tiers = Tiers::from_params(ctx);
         let mut findings = Vec::new();
         for tree in lock_trees(&sessions) {
-            let Some(severity) = ctx.severity_above(tree.longest_wait_seconds) else {
+            let Some(tier) = tiers.classify(tree.longest_wait_seconds) else {
                 continue;
             };
             let root = tree.root;
@@ -220,11 +227,6 @@ impl Check for BlockingLocks {
             } else {
                 format!("pid {root}")
             };
-            let threshold = ctx.param(if severity == Severity::Critical {
-                "critical"
-            } else {
-                "warning"
-            });
             let root_state = if root == 0 {
                 Some("prepared".to_string())
             } else {
@@ -232,13 +234,13 @@ impl Check for BlockingLocks {
             };
             findings.push(
                 Finding::new(
-                    severity,
+                    tier.severity,
                     object,
                     format!(
                         "blocks {} session(s), longest lock wait {} (threshold {}); root is {}",
                         tree.waiters.len(),
                         human_duration(tree.longest_wait_seconds),
-                        human_duration(threshold),
+                        human_duration(tier.threshold),
                         root_state.as_deref().unwrap_or("unknown state")
                     ),
                 )
@@ -263,8 +265,28 @@ impl Check for BlockingLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::transactions::test_support::{evidence_is, integer, number, text};
     use crate::testkit;
-    use pgdbre_lab::testing;
+    use crate::Severity;
+    use pgdbre_lab::{testing, BackgroundSession, Node};
+
+    /// Creates table `queued` in `db` and returns a session holding `lock` on it in an open
+    /// transaction, left idle in that transaction.
+    fn hold_queued_table(primary: &Node, db: &str, lock: &str) -> BackgroundSession {
+        primary
+            .psql_db(db, "CREATE TABLE queued (id int);")
+            .unwrap();
+        primary
+            .background_session(db, &format!("BEGIN; {lock}"))
+            .expect("hold the lock")
+    }
+
+    /// A new session in `db` that has sent `sql`, which is expected to wait for a lock.
+    fn queue_behind(primary: &Node, db: &str, sql: &str) -> BackgroundSession {
+        let mut session = primary.background_session(db, "").expect("waiting session");
+        session.send(sql).unwrap();
+        session
+    }
 
     fn session(pid: i32, blocked_by: &[i32], wait_seconds: Option<f64>) -> LockSession {
         LockSession {
@@ -336,17 +358,9 @@ mod tests {
         let cluster = testing::shared();
         let primary = cluster.primary();
         let db = testing::fresh_database(cluster);
-        primary
-            .psql_db(&db, "CREATE TABLE queued (id int);")
-            .unwrap();
-        let holder = primary
-            .background_session(&db, "BEGIN; LOCK TABLE queued IN ACCESS EXCLUSIVE MODE;")
-            .expect("hold the lock");
-        let mut ddl = primary.background_session(&db, "").expect("second session");
-        ddl.send("ALTER TABLE queued ADD COLUMN note text;")
-            .unwrap();
-        let mut reader = primary.background_session(&db, "").expect("third session");
-        reader.send("SELECT count(*) FROM queued;").unwrap();
+        let holder = hold_queued_table(primary, &db, "LOCK TABLE queued IN ACCESS EXCLUSIVE MODE;");
+        let ddl = queue_behind(primary, &db, "ALTER TABLE queued ADD COLUMN note text;");
+        let reader = queue_behind(primary, &db, "SELECT count(*) FROM queued;");
         let (root, ddl_pid, reader_pid) = (
             i64::from(holder.pid()),
             i64::from(ddl.pid()),
@@ -356,20 +370,13 @@ mod tests {
         let overrides = [("warning", 0.0), ("critical", 86400.0)];
         let finding =
             testkit::finding_where(&BlockingLocks, &primary.dsn_for(&db), &overrides, |f| {
-                f.evidence("root_pid").and_then(|v| v.as_i64()) == Some(root)
-                    && f.evidence("waiting_sessions").and_then(|v| v.as_i64()) == Some(2)
+                integer(f, "root_pid") == Some(root) && integer(f, "waiting_sessions") == Some(2)
             })
             .await;
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.object, format!("pid {root}"));
-        assert_eq!(
-            finding.evidence("root_state").and_then(|v| v.as_str()),
-            Some("idle in transaction")
-        );
-        assert_eq!(
-            finding.evidence("root_database").and_then(|v| v.as_str()),
-            Some(db.as_str())
-        );
+        assert_eq!(text(&finding, "root_state"), Some("idle in transaction"));
+        assert_eq!(text(&finding, "root_database"), Some(db.as_str()));
         let tree = finding
             .evidence("wait_tree")
             .and_then(|v| v.as_array())
@@ -402,25 +409,48 @@ mod tests {
         drop((reader, ddl, holder));
     }
 
+    /// With the default thresholds a session blocked for a second is reported as Info, with the
+    /// root blocker and the waiter in the evidence, long before it warns.
+    #[tokio::test]
+    async fn default_thresholds_report_a_blocked_session_as_info() {
+        let cluster = testing::shared();
+        let primary = cluster.primary();
+        let db = testing::fresh_database(cluster);
+        let holder = hold_queued_table(primary, &db, "LOCK TABLE queued;");
+        let reader = queue_behind(primary, &db, "SELECT count(*) FROM queued;");
+        let finding = testkit::finding_where(
+            &BlockingLocks,
+            &primary.dsn(),
+            &[],
+            evidence_is("root_pid", holder.pid()),
+        )
+        .await;
+        assert_eq!(finding.severity, Severity::Info, "{finding:?}");
+        assert_eq!(finding.object, format!("pid {}", holder.pid()));
+        assert_eq!(integer(&finding, "waiting_sessions"), Some(1));
+        assert!(number(&finding, "longest_wait_seconds").unwrap() >= 1.0);
+        let waiters: Vec<i64> = finding
+            .evidence("wait_tree")
+            .and_then(|v| v.as_array())
+            .expect("a wait tree")
+            .iter()
+            .filter_map(|e| e["pid"].as_i64())
+            .collect();
+        assert_eq!(waiters, vec![i64::from(reader.pid())]);
+        drop((reader, holder));
+    }
+
     #[tokio::test]
     async fn quiet_below_threshold() {
         let cluster = testing::shared();
         let primary = cluster.primary();
         let db = testing::fresh_database(cluster);
-        primary
-            .psql_db(&db, "CREATE TABLE queued (id int);")
-            .unwrap();
-        let holder = primary
-            .background_session(&db, "BEGIN; LOCK TABLE queued;")
-            .expect("hold the lock");
-        let mut reader = primary.background_session(&db, "").expect("second session");
-        reader.send("SELECT count(*) FROM queued;").unwrap();
-        let root = i64::from(holder.pid());
-        let findings = testkit::findings(&BlockingLocks, &primary.dsn(), &[]).await;
+        let holder = hold_queued_table(primary, &db, "LOCK TABLE queued;");
+        let _reader = queue_behind(primary, &db, "SELECT count(*) FROM queued;");
+        // The Info tier starts after a second; raise it so only "below every threshold" is tested.
+        let findings = testkit::findings(&BlockingLocks, &primary.dsn(), &[("info", 3600.0)]).await;
         assert!(
-            !findings
-                .iter()
-                .any(|f| f.evidence("root_pid").and_then(|v| v.as_i64()) == Some(root)),
+            !findings.iter().any(evidence_is("root_pid", holder.pid())),
             "{findings:?}"
         );
     }

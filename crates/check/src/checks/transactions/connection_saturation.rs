@@ -6,9 +6,8 @@
 //! have their own slots and are not counted. The evidence breaks usage down by state, user and
 //! application so the DBRE sees whether it is a pool leak, idle connections or real load.
 
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use super::tiers::Tiers;
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
 pub struct ConnectionSaturation;
@@ -87,19 +86,15 @@ impl Check for ConnectionSaturation {
         let reserved: i64 = row.get("reserved");
         let available = (max_connections - superuser_reserved - reserved).max(1);
         let percent = (used as f64 / available as f64 * 1000.0).round() / 10.0;
-        let Some(severity) = ctx.severity_above(percent) else {
+        let Some(tier) = Tiers::warning_critical(ctx).classify(percent) else {
             return Ok(Vec::new());
         };
-        let threshold = ctx.param(if severity == Severity::Critical {
-            "critical"
-        } else {
-            "warning"
-        });
+        let threshold = tier.threshold;
         let json = |column: &str| -> serde_json::Value {
             serde_json::from_str(&row.get::<_, String>(column)).unwrap_or(serde_json::Value::Null)
         };
         Ok(vec![Finding::new(
-            severity,
+            tier.severity,
             "server",
             format!("{used} of {available} available connections in use ({percent}%, threshold {threshold}%)"),
         )
@@ -118,7 +113,9 @@ impl Check for ConnectionSaturation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::transactions::test_support::{integer, number};
     use crate::testkit;
+    use crate::Severity;
     use pgdbre_lab::{Cluster, LabOptions, PgInstall};
 
     #[tokio::test]
@@ -141,19 +138,10 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:?}");
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Warning);
-        assert_eq!(finding.evidence("used").and_then(|v| v.as_i64()), Some(6));
-        assert_eq!(
-            finding.evidence("available").and_then(|v| v.as_i64()),
-            Some(7)
-        );
-        assert_eq!(
-            finding.evidence("max_connections").and_then(|v| v.as_i64()),
-            Some(10)
-        );
-        assert_eq!(
-            finding.evidence("percent_used").and_then(|v| v.as_f64()),
-            Some(85.7)
-        );
+        assert_eq!(integer(finding, "used"), Some(6));
+        assert_eq!(integer(finding, "available"), Some(7));
+        assert_eq!(integer(finding, "max_connections"), Some(10));
+        assert_eq!(number(finding, "percent_used"), Some(85.7));
         assert_eq!(
             finding
                 .evidence("by_state")

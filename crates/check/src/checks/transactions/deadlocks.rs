@@ -5,6 +5,7 @@
 //! `pg_stat_database` only grows, so the finding states the period it covers; a few over months
 //! are worth knowing (Info), many mean a lock-ordering bug that costs latency and errors.
 
+use super::tiers::Tiers;
 use crate::{
     Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
 };
@@ -58,24 +59,30 @@ impl Check for Deadlocks {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
+        // The query returns only databases with deadlocks, so every row is at least Info.
+        let tiers = Tiers {
+            info: Some(1.0),
+            ..Tiers::warning_critical(ctx)
+        };
         let mut findings = Vec::new();
         for row in ctx.query(SQL, &[]).await? {
             let count = row.get::<_, i64>("deadlocks");
-            let severity = ctx.severity_above(count as f64).unwrap_or(Severity::Info);
+            let Some(tier) = tiers.classify(count as f64) else {
+                continue;
+            };
             let database: String = row.get("datname");
             let stats_reset: Option<String> = row.get("stats_reset");
             let since = match &stats_reset {
                 Some(reset) => format!("since the stats reset at {reset}"),
                 None => "since the statistics were created (never reset)".to_string(),
             };
-            let threshold = match severity {
-                Severity::Critical => format!(" (threshold {})", ctx.param("critical")),
-                Severity::Warning => format!(" (threshold {})", ctx.param("warning")),
-                _ => String::new(),
+            let threshold = match tier.severity {
+                Severity::Info => String::new(),
+                _ => format!(" (threshold {})", tier.threshold),
             };
             findings.push(
                 Finding::new(
-                    severity,
+                    tier.severity,
                     format!("database \"{database}\""),
                     format!("{count} deadlock(s) {since}{threshold}"),
                 )
@@ -96,6 +103,7 @@ impl Check for Deadlocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::transactions::test_support::{integer, text};
     use crate::testkit;
     use pgdbre_lab::testing;
 
@@ -105,8 +113,7 @@ mod tests {
         let primary = cluster.primary();
         let db = testing::fresh_database(cluster);
         let dsn = primary.dsn();
-        let is_ours =
-            |f: &Finding| f.evidence("database").and_then(|v| v.as_str()) == Some(db.as_str());
+        let is_ours = |f: &Finding| text(f, "database") == Some(db.as_str());
         let before = testkit::findings(&Deadlocks, &dsn, &[]).await;
         assert!(
             !before.iter().any(is_ours),
@@ -137,10 +144,7 @@ mod tests {
         let finding = testkit::finding_where(&Deadlocks, &dsn, &[], is_ours).await;
         assert_eq!(finding.severity, Severity::Info);
         assert_eq!(finding.object, format!("database \"{db}\""));
-        assert_eq!(
-            finding.evidence("deadlocks").and_then(|v| v.as_i64()),
-            Some(1)
-        );
+        assert_eq!(integer(&finding, "deadlocks"), Some(1));
         let warned = testkit::findings(&Deadlocks, &dsn, &[("warning", 1.0)]).await;
         assert_eq!(
             warned.into_iter().find(is_ours).map(|f| f.severity),

@@ -4,10 +4,9 @@
 //! application forgot to commit, or waits on something else while holding the transaction. Its
 //! locks stay taken and, once it has an xid or a snapshot, it holds back the xmin horizon.
 
+use super::activity::{self, AgedSession};
 use crate::finding::human_duration;
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
 pub struct IdleInTransaction;
@@ -19,6 +18,14 @@ static META: CheckMeta = CheckMeta {
     measures: "How long each session has been 'idle in transaction' or 'idle in transaction (aborted)' \
                (now() - state_change).",
     params: &[
+        Param {
+            name: "info",
+            default: 5.0,
+            unit: "seconds",
+            help: "idle-in-transaction time that is reported as Info: well-behaved applications send \
+                   the next statement within milliseconds, so 5 s idle already means someone is \
+                   waiting on something outside the database (or forgot to commit)",
+        },
         Param { name: "warning", default: 60.0, unit: "seconds", help: "idle-in-transaction time that warns" },
         Param {
             name: "critical",
@@ -44,13 +51,12 @@ static META: CheckMeta = CheckMeta {
     },
 };
 
-const SQL: &str = "\
-SELECT pid, usename::text AS usename, datname::text AS datname, application_name,
-       client_addr::text AS client_addr, state,
+/// `{session_columns}` is [`activity::SESSION_COLUMNS`].
+const SQL_TEMPLATE: &str = "\
+SELECT {session_columns},
        EXTRACT(EPOCH FROM now() - state_change)::float8 AS idle_seconds,
        EXTRACT(EPOCH FROM now() - xact_start)::float8 AS xact_age_seconds,
-       backend_xid::text AS backend_xid, backend_xmin::text AS backend_xmin,
-       left(query, 200) AS query
+       backend_xid::text AS backend_xid, backend_xmin::text AS backend_xmin
 FROM pg_stat_activity
 WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
   AND pid <> pg_backend_pid()
@@ -63,63 +69,46 @@ impl Check for IdleInTransaction {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[]).await? {
-            let idle: f64 = row.get("idle_seconds");
-            let Some(severity) = ctx.severity_above(idle) else {
-                continue;
-            };
-            let pid: i32 = row.get("pid");
-            let user: Option<String> = row.get("usename");
-            let state: String = row.get("state");
-            let threshold = ctx.param(if severity == Severity::Critical {
-                "critical"
-            } else {
-                "warning"
-            });
-            findings.push(
-                Finding::new(
-                    severity,
-                    format!("pid {pid}"),
-                    format!(
-                        "{state} for {} by {} (threshold {})",
-                        human_duration(idle),
-                        user.as_deref().unwrap_or("?"),
-                        human_duration(threshold)
-                    ),
-                )
-                .with("pid", pid)
-                .with("state", state)
-                .with("idle_seconds", idle.round())
-                .with(
-                    "xact_age_seconds",
-                    row.get::<_, Option<f64>>("xact_age_seconds")
-                        .map(f64::round),
-                )
-                .with("user", user)
-                .with("database", row.get::<_, Option<String>>("datname"))
-                .with(
-                    "application_name",
-                    row.get::<_, Option<String>>("application_name"),
-                )
-                .with("client_addr", row.get::<_, Option<String>>("client_addr"))
-                .with("backend_xid", row.get::<_, Option<String>>("backend_xid"))
-                .with("backend_xmin", row.get::<_, Option<String>>("backend_xmin"))
-                .with("query", row.get::<_, Option<String>>("query")),
-            );
-        }
-        Ok(findings)
+        let sessions = activity::aged_sessions(ctx, SQL_TEMPLATE, "idle_seconds").await?;
+        Ok(sessions.into_iter().map(finding).collect())
     }
+}
+
+fn finding(AgedSession { row, seconds, tier }: AgedSession) -> Finding {
+    let state: String = row.get("state");
+    let finding = Finding::new(
+        tier.severity,
+        activity::session_label(&row),
+        format!(
+            "{state} for {} by {} (threshold {})",
+            human_duration(seconds),
+            activity::text(&row, "usename").as_deref().unwrap_or("?"),
+            human_duration(tier.threshold)
+        ),
+    )
+    .with("pid", row.get::<_, i32>("pid"))
+    .with("state", state)
+    .with("idle_seconds", seconds.round())
+    .with(
+        "xact_age_seconds",
+        activity::rounded_seconds(&row, "xact_age_seconds"),
+    );
+    activity::with_client(finding, &row)
+        .with("backend_xid", activity::text(&row, "backend_xid"))
+        .with("backend_xmin", activity::text(&row, "backend_xmin"))
+        .with("query", activity::text(&row, "query"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::transactions::test_support::{evidence_is, number, text};
     use crate::testkit;
+    use crate::Severity;
     use pgdbre_lab::testing;
 
     fn pid_is(pid: i32) -> impl Fn(&Finding) -> bool {
-        move |f| f.evidence("pid").and_then(|v| v.as_i64()) == Some(i64::from(pid))
+        evidence_is("pid", pid)
     }
 
     #[tokio::test]
@@ -140,50 +129,49 @@ mod tests {
         let finding =
             testkit::finding_where(&IdleInTransaction, &dsn, &overrides, pid_is(idle.pid())).await;
         assert_eq!(finding.severity, Severity::Warning);
+        assert_eq!(text(&finding, "state"), Some("idle in transaction"));
+        assert_eq!(text(&finding, "database"), Some(db.as_str()));
+        assert_eq!(text(&finding, "user"), Some("postgres"));
         assert_eq!(
-            finding.evidence("state").and_then(|v| v.as_str()),
-            Some("idle in transaction")
-        );
-        assert_eq!(
-            finding.evidence("database").and_then(|v| v.as_str()),
-            Some(db.as_str())
-        );
-        assert_eq!(
-            finding.evidence("user").and_then(|v| v.as_str()),
-            Some("postgres")
-        );
-        assert_eq!(
-            finding
-                .evidence("application_name")
-                .and_then(|v| v.as_str()),
+            text(&finding, "application_name"),
             Some("pgdbre-lab-background")
         );
-        assert_eq!(
-            finding.evidence("query").and_then(|v| v.as_str()),
-            Some("SELECT txid_current();")
-        );
-        assert!(
-            finding
-                .evidence("idle_seconds")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 1.0
-        );
-        assert!(
-            finding
-                .evidence("backend_xid")
-                .and_then(|v| v.as_str())
-                .is_some(),
-            "{finding:?}"
-        );
+        assert_eq!(text(&finding, "query"), Some("SELECT txid_current();"));
+        assert!(number(&finding, "idle_seconds").unwrap() >= 1.0);
+        assert!(text(&finding, "backend_xid").is_some(), "{finding:?}");
 
         let finding =
             testkit::finding_where(&IdleInTransaction, &dsn, &overrides, pid_is(aborted.pid()))
                 .await;
         assert_eq!(
-            finding.evidence("state").and_then(|v| v.as_str()),
+            text(&finding, "state"),
             Some("idle in transaction (aborted)")
         );
+    }
+
+    /// With the default thresholds a session left idle in a transaction shows up as Info within
+    /// seconds, long before it warns.
+    #[tokio::test]
+    async fn default_thresholds_report_a_fresh_idle_transaction_as_info() {
+        let cluster = testing::shared();
+        let primary = cluster.primary();
+        let db = testing::fresh_database(cluster);
+        let session = primary
+            .background_session(&db, "BEGIN; SELECT 1;")
+            .expect("idle session");
+        let finding = testkit::finding_where(
+            &IdleInTransaction,
+            &primary.dsn(),
+            &[],
+            pid_is(session.pid()),
+        )
+        .await;
+        assert_eq!(finding.severity, Severity::Info, "{finding:?}");
+        assert_eq!(finding.object, format!("pid {}", session.pid()));
+        assert_eq!(text(&finding, "state"), Some("idle in transaction"));
+        assert_eq!(text(&finding, "database"), Some(db.as_str()));
+        assert!(number(&finding, "idle_seconds").unwrap() >= 5.0);
+        assert!(finding.summary.contains("(threshold 5s)"), "{finding:?}");
     }
 
     #[tokio::test]
@@ -194,7 +182,9 @@ mod tests {
         let session = primary
             .background_session(&db, "BEGIN; SELECT 1;")
             .expect("idle session");
-        let findings = testkit::findings(&IdleInTransaction, &primary.dsn(), &[]).await;
+        // The Info tier starts within seconds; raise it so only "below every threshold" is tested.
+        let findings =
+            testkit::findings(&IdleInTransaction, &primary.dsn(), &[("info", 3600.0)]).await;
         assert!(!findings.iter().any(pid_is(session.pid())), "{findings:?}");
     }
 }

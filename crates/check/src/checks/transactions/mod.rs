@@ -1,8 +1,11 @@
 //! Transaction-age and wraparound checks, plus locks and connection pressure.
 //!
-//! `wraparound` holds the arithmetic the three wraparound checks share; `test_support` the
-//! helpers their integration tests share (burning xids, prepared-transaction guards).
+//! Shared, check-less modules: `wraparound` holds the arithmetic (and the per-database run) the
+//! wraparound checks share; `tiers` the info/warning/critical classification of the session-age
+//! checks; `activity` the `pg_stat_activity` evidence of the session checks; `test_support` the
+//! helpers their integration tests share (burning xids, prepared-transaction guards, evidence).
 
+mod activity;
 mod blocking_locks;
 mod connection_saturation;
 mod deadlocks;
@@ -11,6 +14,7 @@ mod long_running_transactions;
 mod multixact_wraparound;
 mod prepared_transactions;
 mod table_wraparound;
+mod tiers;
 mod txid_wraparound;
 mod wraparound;
 mod xmin_horizon;

@@ -6,9 +6,7 @@
 //! The arithmetic is shared with `txid-wraparound` in `wraparound.rs`.
 
 use super::wraparound::{self, IdSpace};
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
 pub struct MultixactWraparound;
@@ -52,7 +50,7 @@ static META: CheckMeta = CheckMeta {
 
 const SQL: &str = "\
 SELECT datname::text AS datname,
-       mxid_age(datminmxid)::int8 AS mxid_age,
+       mxid_age(datminmxid)::int8 AS age,
        current_setting('autovacuum_multixact_freeze_max_age')::int8 AS freeze_max_age
 FROM pg_database
 ORDER BY mxid_age(datminmxid) DESC";
@@ -64,52 +62,16 @@ impl Check for MultixactWraparound {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let major = ctx.info().version.major();
-        let (warning, critical) = (ctx.param("warning"), ctx.param("critical"));
-        let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[]).await? {
-            let age = row.get::<_, i64>("mxid_age") as f64;
-            let freeze_max_age = row.get::<_, i64>("freeze_max_age") as f64;
-            let Some(severity) = wraparound::severity(age, freeze_max_age, warning, critical)
-            else {
-                continue;
-            };
-            let database: String = row.get("datname");
-            let percent = wraparound::round_percent(wraparound::percent_to_limit(age));
-            let left = wraparound::ids_left(IdSpace::Multixact, major, age);
-            let summary = if severity >= Severity::Warning {
-                let threshold = if severity == Severity::Critical {
-                    critical
-                } else {
-                    warning
-                };
-                format!(
-                    "multixact age {age:.0} is {percent}% of the 2^31 limit (threshold {threshold}%); \
-                     {left:.0} multixacts left before shared row locks fail"
-                )
-            } else {
-                format!(
-                    "multixact age {age:.0} exceeds autovacuum_multixact_freeze_max_age {freeze_max_age:.0}: \
-                     anti-wraparound autovacuum is due"
-                )
-            };
-            findings.push(
-                Finding::new(severity, format!("database \"{database}\""), summary)
-                    .with("database", database)
-                    .with("mxid_age", age)
-                    .with("freeze_max_age", freeze_max_age)
-                    .with("percent_to_limit", percent)
-                    .with("multixacts_left", left),
-            );
-        }
-        Ok(findings)
+        wraparound::database_findings(ctx, IdSpace::Multixact, SQL, |finding, _| finding).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::transactions::test_support::{number, text};
     use crate::testkit;
+    use crate::Severity;
     use pgdbre_lab::testing;
 
     /// Creates about `count` multixacts in `db`: while one session holds a share lock on a row,
@@ -148,23 +110,14 @@ mod tests {
             &MultixactWraparound,
             &cluster.primary().dsn(),
             &overrides,
-            |f| f.evidence("database").and_then(|v| v.as_str()) == Some(db.as_str()),
+            |f| text(f, "database") == Some(db.as_str()),
         )
         .await;
         assert_eq!(finding.severity, Severity::Warning);
-        let age = finding
-            .evidence("mxid_age")
-            .and_then(|v| v.as_f64())
-            .unwrap();
+        let age = number(&finding, "mxid_age").unwrap();
         assert!(age >= 100.0, "{finding:?}");
-        assert_eq!(
-            finding.evidence("freeze_max_age").and_then(|v| v.as_f64()),
-            Some(400_000_000.0)
-        );
-        let left = finding
-            .evidence("multixacts_left")
-            .and_then(|v| v.as_f64())
-            .unwrap();
+        assert_eq!(number(&finding, "freeze_max_age"), Some(400_000_000.0));
+        let left = number(&finding, "multixacts_left").unwrap();
         assert_eq!(left, wraparound::LIMIT - 3_000_000.0 - age);
     }
 

@@ -4,6 +4,7 @@
 //! transaction manager it keeps its locks and its xid forever, holding back the xmin horizon
 //! (see `xmin-horizon`) and, eventually, transaction id wraparound (see `txid-wraparound`).
 
+use super::tiers::Tiers;
 use crate::finding::human_duration;
 use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
@@ -14,9 +15,23 @@ static META: CheckMeta = CheckMeta {
     id: "prepared-transactions",
     category: Category::Transactions,
     title: "Orphaned prepared transactions",
-    measures: "Age of each prepared transaction in pg_prepared_xacts (now() - prepared).",
+    measures: "Age of each prepared transaction in pg_prepared_xacts (now() - prepared); any is Info.",
     params: &[
-        Param { name: "warning", default: 300.0, unit: "seconds", help: "prepared transaction age that warns" },
+        Param {
+            name: "info",
+            default: 0.0,
+            unit: "seconds",
+            help: "prepared transaction age that is reported as Info: 0 shows every one, since most \
+                   systems never use two-phase commit and one that exists is worth a look",
+        },
+        Param {
+            name: "warning",
+            default: 300.0,
+            unit: "seconds",
+            help: "prepared transaction age that warns: longer than two recovery passes of common \
+                   transaction managers (Citus every 60 s, Narayana every 120 s), which resolve \
+                   in-doubt transactions themselves",
+        },
         Param {
             name: "critical",
             default: 3600.0,
@@ -29,7 +44,10 @@ static META: CheckMeta = CheckMeta {
         why: "A prepared transaction normally lives milliseconds between PREPARE and COMMIT PREPARED. An \
               orphaned one keeps its row and table locks and its xid across restarts: vacuum cannot \
               remove dead rows anywhere in the cluster, DDL on its tables queues forever, and the xid \
-              age grows toward wraparound.",
+              age grows toward wraparound. Any prepared transaction is reported as Info because most \
+              systems never use two-phase commit; it warns only after 5 minutes because a \
+              transaction manager's recovery pass (every 1 to 2 minutes in the common ones) resolves \
+              in-doubt transactions on its own, and past that nobody will.",
         action: "Ask the owner of the transaction manager (the gid usually names it) whether it will \
                  resolve the transaction. If it is orphaned, connect to the database in the evidence as \
                  the owner or a superuser and roll it back (or commit it if the manager says it \
@@ -56,28 +74,24 @@ impl Check for PreparedTransactions {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
+        let tiers = Tiers::from_params(ctx);
         let mut findings = Vec::new();
         for row in ctx.query(SQL, &[]).await? {
             let age: f64 = row.get("age_seconds");
-            let Some(severity) = ctx.severity_above(age) else {
+            let Some(tier) = tiers.classify(age) else {
                 continue;
             };
             let gid: String = row.get("gid");
             let database: Option<String> = row.get("database");
-            let threshold = if severity == crate::Severity::Critical {
-                "critical"
-            } else {
-                "warning"
-            };
             findings.push(
                 Finding::new(
-                    severity,
+                    tier.severity,
                     format!("prepared transaction '{gid}'"),
                     format!(
                         "prepared {} ago in database {} (threshold {})",
                         human_duration(age),
                         database.as_deref().unwrap_or("?"),
-                        human_duration(ctx.param(threshold))
+                        human_duration(tier.threshold)
                     ),
                 )
                 .with("gid", gid)
@@ -96,10 +110,14 @@ impl Check for PreparedTransactions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::transactions::test_support::PreparedTransaction;
+    use crate::checks::transactions::test_support::{integer, number, text, PreparedTransaction};
     use crate::testkit;
     use crate::Severity;
     use pgdbre_lab::testing;
+
+    fn gid_is(gid: &str) -> impl Fn(&Finding) -> bool + '_ {
+        move |f| text(f, "gid") == Some(gid)
+    }
 
     #[tokio::test]
     async fn reports_an_orphaned_prepared_transaction() {
@@ -108,39 +126,34 @@ mod tests {
         let gid = format!("pgdbre_test_{db}");
         let _prepared = PreparedTransaction::prepare(cluster.primary(), &db, &gid);
         let dsn = cluster.primary().dsn();
+        // It is Info from the start; wait until it is old enough to warn.
         let finding =
             testkit::finding_where(&PreparedTransactions, &dsn, &[("warning", 1.0)], |f| {
-                f.evidence("gid").and_then(|v| v.as_str()) == Some(gid.as_str())
+                gid_is(&gid)(f) && f.severity >= Severity::Warning
             })
             .await;
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.object, format!("prepared transaction '{gid}'"));
-        assert_eq!(
-            finding.evidence("database").and_then(|v| v.as_str()),
-            Some(db.as_str())
-        );
-        assert_eq!(
-            finding.evidence("owner").and_then(|v| v.as_str()),
-            Some("postgres")
-        );
-        assert!(
-            finding
-                .evidence("age_seconds")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 1.0
-        );
-        assert!(
-            finding
-                .evidence("xid_age")
-                .and_then(|v| v.as_i64())
-                .unwrap()
-                >= 0
-        );
-        assert!(finding
-            .evidence("prepared_at")
-            .and_then(|v| v.as_str())
-            .is_some());
+        assert_eq!(text(&finding, "database"), Some(db.as_str()));
+        assert_eq!(text(&finding, "owner"), Some("postgres"));
+        assert!(number(&finding, "age_seconds").unwrap() >= 1.0);
+        assert!(integer(&finding, "xid_age").unwrap() >= 0);
+        assert!(text(&finding, "prepared_at").is_some());
+    }
+
+    /// With the default thresholds a prepared transaction is reported at once, as Info.
+    #[tokio::test]
+    async fn default_thresholds_report_any_prepared_transaction_as_info() {
+        let cluster = testing::shared();
+        let db = testing::fresh_database(cluster);
+        let gid = format!("pgdbre_test_{db}");
+        let _prepared = PreparedTransaction::prepare(cluster.primary(), &db, &gid);
+        let dsn = cluster.primary().dsn();
+        let finding = testkit::finding_where(&PreparedTransactions, &dsn, &[], gid_is(&gid)).await;
+        assert_eq!(finding.severity, Severity::Info, "{finding:?}");
+        assert_eq!(finding.object, format!("prepared transaction '{gid}'"));
+        assert_eq!(text(&finding, "database"), Some(db.as_str()));
+        assert!(text(&finding, "xid").is_some(), "{finding:?}");
     }
 
     #[tokio::test]
@@ -149,13 +162,12 @@ mod tests {
         let db = testing::fresh_database(cluster);
         let gid = format!("pgdbre_test_{db}");
         let _prepared = PreparedTransaction::prepare(cluster.primary(), &db, &gid);
-        let findings =
-            testkit::findings(&PreparedTransactions, &cluster.primary().dsn(), &[]).await;
-        assert!(
-            findings
-                .iter()
-                .all(|f| f.evidence("gid").and_then(|v| v.as_str()) != Some(gid.as_str())),
-            "{findings:?}"
-        );
+        let findings = testkit::findings(
+            &PreparedTransactions,
+            &cluster.primary().dsn(),
+            &[("info", 3600.0)],
+        )
+        .await;
+        assert!(!findings.iter().any(gid_is(&gid)), "{findings:?}");
     }
 }

@@ -7,11 +7,9 @@
 //! included on purpose: either can be the one pinning `datfrozenxid` (orphaned temporary tables
 //! are a classic cause, because autovacuum cannot process them).
 
-use super::wraparound;
+use super::wraparound::{self, IdSpace};
 use crate::finding::human_bytes;
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
 pub struct TableWraparound;
@@ -93,23 +91,17 @@ impl Check for TableWraparound {
             );
             let percent = wraparound::round_percent(wraparound::percent_to_limit(age));
             let size = row.get::<_, i64>("size_bytes");
-            let summary = if severity >= Severity::Warning {
-                let threshold = if severity == Severity::Critical {
-                    critical
-                } else {
-                    warning
-                };
-                format!(
-                    "xid age {age:.0} is {percent}% of the 2^31 limit (threshold {threshold}%); \
-                     freezing it means reading about {}",
+            let summary = wraparound::summary(
+                IdSpace::Transaction,
+                severity,
+                age,
+                freeze_max_age,
+                (warning, critical),
+                &format!(
+                    "freezing it means reading about {}",
                     human_bytes(size as f64)
-                )
-            } else {
-                format!(
-                    "xid age {age:.0} exceeds autovacuum_freeze_max_age {freeze_max_age:.0}: \
-                     anti-wraparound autovacuum is due"
-                )
-            };
+                ),
+            );
             let persistence = match row.get::<_, String>("persistence").as_str() {
                 "t" => "temporary",
                 "u" => "unlogged",
@@ -145,8 +137,9 @@ impl Check for TableWraparound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::transactions::test_support::burn_xids;
+    use crate::checks::transactions::test_support::{burn_xids, integer, number, text};
     use crate::testkit;
+    use crate::Severity;
     use pgdbre_lab::testing;
 
     #[tokio::test]
@@ -167,29 +160,18 @@ mod tests {
         ];
         let dsn = primary.dsn_for(&db);
         let finding = testkit::finding_where(&TableWraparound, &dsn, &overrides, |f| {
-            f.evidence("table").and_then(|v| v.as_str()) == Some("public.aged")
+            text(f, "table") == Some("public.aged")
         })
         .await;
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.object, "table public.aged");
-        assert_eq!(
-            finding.evidence("persistence").and_then(|v| v.as_str()),
-            Some("permanent")
-        );
+        assert_eq!(text(&finding, "persistence"), Some("permanent"));
         assert!(
-            finding
-                .evidence("xid_age")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 1000.0,
+            number(&finding, "xid_age").unwrap() >= 1000.0,
             "{finding:?}"
         );
         assert!(
-            finding
-                .evidence("size_bytes")
-                .and_then(|v| v.as_i64())
-                .unwrap()
-                >= 8192,
+            integer(&finding, "size_bytes").unwrap() >= 8192,
             "{finding:?}"
         );
         assert!(
@@ -218,7 +200,7 @@ mod tests {
         assert_eq!(capped.len(), 3, "{capped:?}");
         let ages: Vec<f64> = capped
             .iter()
-            .map(|f| f.evidence("xid_age").and_then(|v| v.as_f64()).unwrap())
+            .map(|f| number(f, "xid_age").unwrap())
             .collect();
         assert!(
             ages.windows(2).all(|pair| pair[0] >= pair[1]),

@@ -1,5 +1,7 @@
-//! Test helpers shared by this folder's integration tests: ways to age a lab server quickly.
+//! Test helpers shared by this folder's integration tests: ways to age a lab server quickly,
+//! and short accessors for the evidence the tests assert on.
 
+use crate::Finding;
 use pgdbre_lab::Node;
 
 /// Consumes `count` transaction ids in database `db`, each in its own committed transaction,
@@ -43,4 +45,25 @@ impl Drop for PreparedTransaction<'_> {
             .node
             .psql_db(&self.db, &format!("ROLLBACK PREPARED '{}';", self.gid));
     }
+}
+
+/// The text evidence `key` of `finding`, if present and a string.
+pub fn text<'f>(finding: &'f Finding, key: &str) -> Option<&'f str> {
+    finding.evidence(key).and_then(|v| v.as_str())
+}
+
+/// The numeric evidence `key` of `finding`, if present and a number.
+pub fn number(finding: &Finding, key: &str) -> Option<f64> {
+    finding.evidence(key).and_then(|v| v.as_f64())
+}
+
+/// The integer evidence `key` of `finding`, if present and an integer.
+pub fn integer(finding: &Finding, key: &str) -> Option<i64> {
+    finding.evidence(key).and_then(|v| v.as_i64())
+}
+
+/// Matches findings whose integer evidence `key` is `value` (a pid, a root pid).
+pub fn evidence_is(key: &'static str, value: impl Into<i64>) -> impl Fn(&Finding) -> bool {
+    let value = value.into();
+    move |finding| integer(finding, key) == Some(value)
 }

@@ -6,9 +6,7 @@
 //! arithmetic lives in `wraparound.rs`.
 
 use super::wraparound::{self, IdSpace};
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
 pub struct TxidWraparound;
@@ -48,7 +46,7 @@ static META: CheckMeta = CheckMeta {
 
 const SQL: &str = "\
 SELECT datname::text AS datname,
-       age(datfrozenxid)::int8 AS xid_age,
+       age(datfrozenxid)::int8 AS age,
        current_setting('autovacuum_freeze_max_age')::int8 AS freeze_max_age,
        datallowconn
 FROM pg_database
@@ -61,54 +59,19 @@ impl Check for TxidWraparound {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let major = ctx.info().version.major();
-        let (warning, critical) = (ctx.param("warning"), ctx.param("critical"));
-        let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[]).await? {
-            let age = row.get::<_, i64>("xid_age") as f64;
-            let freeze_max_age = row.get::<_, i64>("freeze_max_age") as f64;
-            let Some(severity) = wraparound::severity(age, freeze_max_age, warning, critical)
-            else {
-                continue;
-            };
-            let database: String = row.get("datname");
-            let percent = wraparound::round_percent(wraparound::percent_to_limit(age));
-            let left = wraparound::ids_left(IdSpace::Transaction, major, age);
-            let summary = if severity >= Severity::Warning {
-                let threshold = if severity == Severity::Critical {
-                    critical
-                } else {
-                    warning
-                };
-                format!(
-                    "xid age {age:.0} is {percent}% of the 2^31 limit (threshold {threshold}%); \
-                     {left:.0} transactions left before writes stop"
-                )
-            } else {
-                format!(
-                    "xid age {age:.0} exceeds autovacuum_freeze_max_age {freeze_max_age:.0}: \
-                     anti-wraparound autovacuum is due"
-                )
-            };
-            findings.push(
-                Finding::new(severity, format!("database \"{database}\""), summary)
-                    .with("database", database)
-                    .with("xid_age", age)
-                    .with("freeze_max_age", freeze_max_age)
-                    .with("percent_to_limit", percent)
-                    .with("transactions_left", left)
-                    .with("allows_connections", row.get::<_, bool>("datallowconn")),
-            );
-        }
-        Ok(findings)
+        wraparound::database_findings(ctx, IdSpace::Transaction, SQL, |finding, row| {
+            finding.with("allows_connections", row.get::<_, bool>("datallowconn"))
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::transactions::test_support::burn_xids;
+    use crate::checks::transactions::test_support::{burn_xids, number, text};
     use crate::testkit;
+    use crate::Severity;
     use pgdbre_lab::testing;
 
     #[tokio::test]
@@ -120,30 +83,18 @@ mod tests {
         let overrides = [("warning", 0.00004), ("critical", 100.0)];
         let finding =
             testkit::finding_where(&TxidWraparound, &cluster.primary().dsn(), &overrides, |f| {
-                f.evidence("database").and_then(|v| v.as_str()) == Some(db.as_str())
+                text(f, "database") == Some(db.as_str())
             })
             .await;
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.object, format!("database \"{db}\""));
-        let age = finding
-            .evidence("xid_age")
-            .and_then(|v| v.as_f64())
-            .unwrap();
+        let age = number(&finding, "xid_age").unwrap();
         assert!(age >= 1000.0, "{finding:?}");
-        let freeze_max_age = finding
-            .evidence("freeze_max_age")
-            .and_then(|v| v.as_f64())
-            .unwrap();
+        let freeze_max_age = number(&finding, "freeze_max_age").unwrap();
         assert_eq!(freeze_max_age, 200_000_000.0, "the lab keeps the default");
-        let percent = finding
-            .evidence("percent_to_limit")
-            .and_then(|v| v.as_f64())
-            .unwrap();
+        let percent = number(&finding, "percent_to_limit").unwrap();
         assert!((0.00004..1.0).contains(&percent), "{finding:?}");
-        let left = finding
-            .evidence("transactions_left")
-            .and_then(|v| v.as_f64())
-            .unwrap();
+        let left = number(&finding, "transactions_left").unwrap();
         assert_eq!(left, wraparound::LIMIT - 3_000_000.0 - age);
     }
 

@@ -8,10 +8,9 @@
 //! counted in transactions (not seconds) because that is what decides how much vacuum cannot
 //! clean and how close freezing comes to being blocked.
 
+use super::tiers::Tiers;
 use crate::finding::human_duration;
-use crate::{
-    Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook, Severity,
-};
+use crate::{Category, Check, CheckError, CheckMeta, Context, Finding, Param, Requires, Runbook};
 
 /// See the module docs.
 pub struct XminHorizon;
@@ -110,15 +109,12 @@ impl Check for XminHorizon {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let warning = ctx
-            .param("warning")
-            .min(ctx.param("critical"))
-            .max(0.0)
-            .ceil() as i64;
+        let tiers = Tiers::warning_critical(ctx);
+        let warning = tiers.warning.min(tiers.critical).max(0.0).ceil() as i64;
         let mut findings = Vec::new();
         for row in ctx.query(SQL, &[&warning]).await? {
             let age = row.get::<_, i64>("xmin_age") as f64;
-            let Some(severity) = ctx.severity_above(age) else {
+            let Some(tier) = tiers.classify(age) else {
                 continue;
             };
             let holder_type: String = row.get("holder_type");
@@ -144,17 +140,13 @@ impl Check for XminHorizon {
             let held_for = age_seconds
                 .map(|s| format!(", open for {}", human_duration(s)))
                 .unwrap_or_default();
-            let threshold = ctx.param(if severity == Severity::Critical {
-                "critical"
-            } else {
-                "warning"
-            });
             let summary = format!(
-                "{} holds the xmin horizon {age:.0} transactions back (threshold {threshold:.0}){held_for}",
-                holder_type.replace('_', " ")
+                "{} holds the xmin horizon {age:.0} transactions back (threshold {:.0}){held_for}",
+                holder_type.replace('_', " "),
+                tier.threshold
             );
             findings.push(
-                Finding::new(severity, object, summary)
+                Finding::new(tier.severity, object, summary)
                     .with("holder_type", holder_type)
                     .with("pid", pid)
                     .with("slot_name", slot_name)
@@ -177,8 +169,11 @@ impl Check for XminHorizon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::transactions::test_support::{burn_xids, PreparedTransaction};
+    use crate::checks::transactions::test_support::{
+        burn_xids, integer, number, text, PreparedTransaction,
+    };
     use crate::testkit;
+    use crate::Severity;
     use pgdbre_lab::{testing, Cluster, LabOptions, PgInstall};
 
     /// Tiny thresholds: any holder at least 100 transactions old warns.
@@ -198,32 +193,19 @@ mod tests {
         burn_xids(primary, &db, 200);
         let pid = i64::from(session.pid());
         let finding = testkit::finding_where(&XminHorizon, &primary.dsn(), &OVERRIDES, |f| {
-            f.evidence("holder_type").and_then(|v| v.as_str()) == Some("session")
-                && f.evidence("pid").and_then(|v| v.as_i64()) == Some(pid)
+            text(f, "holder_type") == Some("session") && integer(f, "pid") == Some(pid)
         })
         .await;
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.object, format!("pid {pid}"));
         assert!(
-            finding
-                .evidence("xmin_age")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 200.0,
+            number(&finding, "xmin_age").unwrap() >= 200.0,
             "{finding:?}"
         );
-        assert!(
-            finding.evidence("xmin").and_then(|v| v.as_str()).is_some(),
-            "{finding:?}"
-        );
+        assert!(text(&finding, "xmin").is_some(), "{finding:?}");
+        assert_eq!(text(&finding, "database"), Some(db.as_str()));
         assert_eq!(
-            finding.evidence("database").and_then(|v| v.as_str()),
-            Some(db.as_str())
-        );
-        assert_eq!(
-            finding
-                .evidence("application_name")
-                .and_then(|v| v.as_str()),
+            text(&finding, "application_name"),
             Some("pgdbre-lab-background")
         );
     }
@@ -237,23 +219,13 @@ mod tests {
         let _prepared = PreparedTransaction::prepare(primary, &db, &gid);
         burn_xids(primary, &db, 200);
         let finding = testkit::finding_where(&XminHorizon, &primary.dsn(), &OVERRIDES, |f| {
-            f.evidence("gid").and_then(|v| v.as_str()) == Some(gid.as_str())
+            text(f, "gid") == Some(gid.as_str())
         })
         .await;
-        assert_eq!(
-            finding.evidence("holder_type").and_then(|v| v.as_str()),
-            Some("prepared_transaction")
-        );
-        assert_eq!(
-            finding.evidence("database").and_then(|v| v.as_str()),
-            Some(db.as_str())
-        );
+        assert_eq!(text(&finding, "holder_type"), Some("prepared_transaction"));
+        assert_eq!(text(&finding, "database"), Some(db.as_str()));
         assert!(
-            finding
-                .evidence("xmin_age")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 200.0,
+            number(&finding, "xmin_age").unwrap() >= 200.0,
             "{finding:?}"
         );
     }
@@ -270,28 +242,15 @@ mod tests {
             .expect("create a logical slot");
         burn_xids(primary, "postgres", 200);
         let finding = testkit::finding_where(&XminHorizon, &primary.dsn(), &OVERRIDES, |f| {
-            f.evidence("slot_name").and_then(|v| v.as_str()) == Some("pgdbre_test_slot")
+            text(f, "slot_name") == Some("pgdbre_test_slot")
         })
         .await;
         assert_eq!(finding.object, "slot \"pgdbre_test_slot\"");
-        assert_eq!(
-            finding.evidence("holder_type").and_then(|v| v.as_str()),
-            Some("replication_slot")
-        );
-        assert_eq!(
-            finding.evidence("state").and_then(|v| v.as_str()),
-            Some("inactive logical")
-        );
-        assert_eq!(
-            finding.evidence("database").and_then(|v| v.as_str()),
-            Some("postgres")
-        );
+        assert_eq!(text(&finding, "holder_type"), Some("replication_slot"));
+        assert_eq!(text(&finding, "state"), Some("inactive logical"));
+        assert_eq!(text(&finding, "database"), Some("postgres"));
         assert!(
-            finding
-                .evidence("xmin_age")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 200.0,
+            number(&finding, "xmin_age").unwrap() >= 200.0,
             "{finding:?}"
         );
         primary
@@ -318,27 +277,17 @@ mod tests {
             .expect("hold a snapshot on the standby");
         burn_xids(primary, "postgres", 200);
         let finding = testkit::finding_where(&XminHorizon, &primary.dsn(), &OVERRIDES, |f| {
-            f.evidence("holder_type").and_then(|v| v.as_str()) == Some("replication_slot")
+            text(f, "holder_type") == Some("replication_slot")
         })
         .await;
-        assert_eq!(
-            finding.evidence("slot_name").and_then(|v| v.as_str()),
-            Some("replica1_slot")
-        );
-        assert_eq!(
-            finding.evidence("state").and_then(|v| v.as_str()),
-            Some("active physical")
-        );
+        assert_eq!(text(&finding, "slot_name"), Some("replica1_slot"));
+        assert_eq!(text(&finding, "state"), Some("active physical"));
         assert!(
-            finding.evidence("pid").and_then(|v| v.as_i64()).is_some(),
+            integer(&finding, "pid").is_some(),
             "the walsender pid: {finding:?}"
         );
         assert!(
-            finding
-                .evidence("xmin_age")
-                .and_then(|v| v.as_f64())
-                .unwrap()
-                >= 200.0,
+            number(&finding, "xmin_age").unwrap() >= 200.0,
             "{finding:?}"
         );
     }
@@ -354,9 +303,7 @@ mod tests {
         let pid = i64::from(session.pid());
         let findings = testkit::findings(&XminHorizon, &primary.dsn(), &[]).await;
         assert!(
-            !findings
-                .iter()
-                .any(|f| f.evidence("pid").and_then(|v| v.as_i64()) == Some(pid)),
+            !findings.iter().any(|f| integer(f, "pid") == Some(pid)),
             "{findings:?}"
         );
     }
