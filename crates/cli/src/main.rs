@@ -12,7 +12,18 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = commands::Cli::parse();
+    let cli = match commands::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // Usage errors are "bad input": Nagios UNKNOWN (3), never CRITICAL (clap's 2).
+            return if error.use_stderr() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     commands::init_logging(cli.verbose);
     commands::run(cli)
 }

@@ -279,3 +279,12 @@ fn printed_default_thresholds_are_a_valid_thresholds_file() {
         text(&out)
     );
 }
+
+#[test]
+fn usage_errors_are_unknown_not_critical() {
+    let out = pgdbre(&["check", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = pgdbre(&["check", "--output", "xml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(pgdbre(&["check", "--help"]).status.success());
+}
