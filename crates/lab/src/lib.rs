@@ -18,6 +18,7 @@ mod cluster;
 mod error;
 mod install;
 mod node;
+mod pgbouncer;
 mod process;
 mod session;
 pub mod testing;
@@ -27,6 +28,7 @@ pub use cluster::{Cluster, LabOptions, ReplicaStatus};
 pub use error::LabError;
 pub use install::PgInstall;
 pub use node::{Node, Role, StopMode};
+pub use pgbouncer::Pgbouncer;
 pub use session::BackgroundSession;
 
 use std::time::{Duration, Instant};

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 pub enum MetricType {
     Gauge,
     Counter,
+    Histogram,
     Untyped,
 }
 
@@ -21,6 +22,7 @@ impl MetricType {
         match self {
             MetricType::Gauge => "gauge",
             MetricType::Counter => "counter",
+            MetricType::Histogram => "histogram",
             MetricType::Untyped => "untyped",
         }
     }
@@ -29,6 +31,8 @@ impl MetricType {
 /// One series: label pairs (in order) and a value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// Appended to the family name: `_bucket`, `_sum` or `_count` in a histogram, else empty.
+    pub suffix: &'static str,
     pub labels: Vec<(String, String)>,
     pub value: f64,
 }
@@ -63,15 +67,43 @@ impl Family {
         Family::new(name, help, MetricType::Counter)
     }
 
+    /// A histogram family; add series with [`Family::push_histogram`].
+    pub fn histogram(name: impl Into<String>, help: impl Into<String>) -> Family {
+        Family::new(name, help, MetricType::Histogram)
+    }
+
     /// Adds one sample.
     pub fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.push_suffixed("", labels, value);
+    }
+
+    fn push_suffixed(&mut self, suffix: &'static str, labels: &[(&str, &str)], value: f64) {
         self.samples.push(Sample {
+            suffix,
             labels: labels
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             value,
         });
+    }
+
+    /// Adds one histogram series: a cumulative `_bucket{le}` per bound and `+Inf`, then `_sum`
+    /// and `_count`.
+    pub fn push_histogram(&mut self, labels: &[(&str, &str)], histogram: &Histogram) {
+        let mut cumulative = 0;
+        for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
+            cumulative += count;
+            let le = format!("{bound}");
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            self.push_suffixed("_bucket", &with_le, cumulative as f64);
+        }
+        let mut with_le = labels.to_vec();
+        with_le.push(("le", "+Inf"));
+        self.push_suffixed("_bucket", &with_le, histogram.count as f64);
+        self.push_suffixed("_sum", labels, histogram.sum);
+        self.push_suffixed("_count", labels, histogram.count as f64);
     }
 
     /// Builder form of [`Family::push`].
@@ -85,6 +117,42 @@ impl Family {
         for sample in &mut self.samples {
             sample.labels.insert(0, (name.to_owned(), value.to_owned()));
         }
+    }
+}
+
+/// Observations counted into fixed buckets, as a Prometheus histogram keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Observations per bound (not cumulative): `counts[i]` fell in `(bounds[i-1], bounds[i]]`.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    /// An empty histogram over strictly increasing upper `bounds` (`+Inf` is implicit).
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Counts one observation.
+    pub fn observe(&mut self, value: f64) {
+        if let Some(at) = self.bounds.iter().position(|bound| value <= *bound) {
+            self.counts[at] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// How many observations there were.
+    pub fn count(&self) -> u64 {
+        self.count
     }
 }
 
@@ -113,6 +181,7 @@ pub fn encode(families: &[Family]) -> String {
         let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
         for sample in &family.samples {
             out.push_str(&family.name);
+            out.push_str(sample.suffix);
             if !sample.labels.is_empty() {
                 out.push('{');
                 for (i, (name, value)) in sample.labels.iter().enumerate() {
@@ -194,6 +263,29 @@ mod tests {
         assert_eq!(
             encode(&families),
             "# HELP a x\n# TYPE a gauge\na NaN\na +Inf\na -Inf\na 100000000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn histograms_have_cumulative_buckets_sum_and_count() {
+        static BOUNDS: [f64; 3] = [0.005, 0.01, 1.0];
+        let mut histogram = Histogram::new(&BOUNDS);
+        for value in [0.00390625, 0.5, 0.25, 3.0] {
+            histogram.observe(value);
+        }
+        let mut family = Family::histogram("probe_seconds", "Probe durations.");
+        family.push_histogram(&[("probe", "read")], &histogram);
+        family.label_all("server", "h:5432/db");
+        assert_eq!(
+            encode(&[family]),
+            "# HELP probe_seconds Probe durations.\n\
+             # TYPE probe_seconds histogram\n\
+             probe_seconds_bucket{server=\"h:5432/db\",probe=\"read\",le=\"0.005\"} 1\n\
+             probe_seconds_bucket{server=\"h:5432/db\",probe=\"read\",le=\"0.01\"} 1\n\
+             probe_seconds_bucket{server=\"h:5432/db\",probe=\"read\",le=\"1\"} 3\n\
+             probe_seconds_bucket{server=\"h:5432/db\",probe=\"read\",le=\"+Inf\"} 4\n\
+             probe_seconds_sum{server=\"h:5432/db\",probe=\"read\"} 3.75390625\n\
+             probe_seconds_count{server=\"h:5432/db\",probe=\"read\"} 4\n"
         );
     }
 

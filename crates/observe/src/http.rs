@@ -5,7 +5,8 @@
 //! name of a configured target (`host:port/dbname`) or a DSN, whose session is kept for the
 //! next probe (a bounded number of them).
 
-use crate::{encode, merge, CheckCatalog, ScrapeOptions, Target};
+use crate::collectors::pgbouncer::Pgbouncer;
+use crate::{encode, merge, CheckCatalog, ProbeOptions, ScrapeOptions, Target};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -32,10 +33,16 @@ pub struct ServeConfig {
     pub options: ScrapeOptions,
     /// How often the check catalog runs; `None` disables it.
     pub check_interval: Option<Duration>,
+    /// PgBouncer admin consoles (`dbname=pgbouncer`) scraped into `pgbouncer_*` on `/metrics`.
+    pub pgbouncers: Vec<ConnConfig>,
+    /// The synthetic probes of every configured target (not of `/probe` targets); `None`
+    /// disables them.
+    pub probes: Option<ProbeOptions>,
 }
 
 struct App {
     targets: Vec<Arc<Target>>,
+    pgbouncers: Vec<Pgbouncer>,
     probes: Mutex<Vec<(String, Arc<Target>)>>,
     options: Arc<ScrapeOptions>,
     catalog: Option<CheckCatalog>,
@@ -52,7 +59,18 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
         targets: config
             .targets
             .into_iter()
-            .map(|c| Arc::new(Target::new(c, Arc::clone(&options))))
+            .map(|c| {
+                let target = Target::new(c, Arc::clone(&options));
+                Arc::new(match &config.probes {
+                    Some(probes) => target.with_probes(probes.clone()),
+                    None => target,
+                })
+            })
+            .collect(),
+        pgbouncers: config
+            .pgbouncers
+            .into_iter()
+            .map(|c| Pgbouncer::new(c, Arc::clone(&options)))
             .collect(),
         probes: Mutex::new(Vec::new()),
         options,
@@ -115,7 +133,11 @@ async fn index(State(app): State<Arc<App>>) -> Html<String> {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let scrapes = join_all(app.targets.iter().map(|t| t.scrape())).await;
+    let (mut scrapes, bouncers) = futures::join!(
+        join_all(app.targets.iter().map(|t| t.scrape())),
+        join_all(app.pgbouncers.iter().map(|b| b.scrape()))
+    );
+    scrapes.extend(bouncers);
     let mut body = encode(&merge(scrapes));
     if let Some(catalog) = &app.catalog {
         body.push_str(&catalog.render());

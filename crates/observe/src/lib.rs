@@ -12,10 +12,12 @@ pub mod collectors;
 pub mod exposition;
 pub mod http;
 mod options;
+pub mod probes;
 mod target;
 
 pub use catalog::CheckCatalog;
-pub use exposition::{encode, merge, Family, MetricType, Sample};
+pub use exposition::{encode, merge, Family, Histogram, MetricType, Sample};
 pub use http::{serve, ServeConfig};
 pub use options::{parse_duration, ScrapeOptions};
+pub use probes::{ProbeOptions, Prober};
 pub use target::Target;

@@ -17,6 +17,9 @@ pub struct ScrapeOptions {
     pub table_include: Option<String>,
     /// Never tables whose `schema.table` matches this PostgreSQL regular expression.
     pub table_exclude: Option<String>,
+    /// `pg_stat_statements` series only for this many statements, the most total execution time
+    /// first; 0 turns the `stat-statements` collector off.
+    pub statements_limit: u32,
 }
 
 impl Default for ScrapeOptions {
@@ -28,6 +31,7 @@ impl Default for ScrapeOptions {
             table_limit: 50,
             table_include: None,
             table_exclude: None,
+            statements_limit: 20,
         }
     }
 }

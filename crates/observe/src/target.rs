@@ -6,7 +6,7 @@
 //! scrape, so a server that comes back is seen again without restarting `pgdbre serve`.
 
 use crate::collectors::{self, Collector, Scrape};
-use crate::{Family, ScrapeOptions};
+use crate::{Family, ProbeOptions, Prober, ScrapeOptions};
 use futures::future::join_all;
 use pgdbre_pg::{ConnConfig, Session};
 use std::collections::HashMap;
@@ -23,6 +23,8 @@ pub struct Target {
     session: Mutex<Option<Session>>,
     /// The last answer of each slow collector and when it was computed.
     cache: std::sync::Mutex<HashMap<&'static str, (Instant, Vec<Family>)>>,
+    /// The synthetic probes of this server, when enabled; a scrape reads their counts.
+    prober: Option<Prober>,
 }
 
 impl Target {
@@ -35,6 +37,28 @@ impl Target {
             collectors: collectors::all(),
             session: Mutex::new(None),
             cache: std::sync::Mutex::new(HashMap::new()),
+            prober: None,
+        }
+    }
+
+    /// Also runs the synthetic probes on this server, in the background on their own session
+    /// (spawned on the current tokio runtime); their series join every scrape, also when the
+    /// scrape itself cannot connect.
+    pub fn with_probes(mut self, options: ProbeOptions) -> Target {
+        self.prober = Some(Prober::spawn(self.config.clone(), options));
+        self
+    }
+
+    /// A target that runs `collectors` instead of the registry (tests of the scrape itself).
+    #[cfg(test)]
+    pub(crate) fn with_collectors(
+        config: ConnConfig,
+        options: Arc<ScrapeOptions>,
+        collectors: Vec<&'static dyn Collector>,
+    ) -> Target {
+        Target {
+            collectors,
+            ..Target::new(config, options)
         }
     }
 
@@ -48,8 +72,8 @@ impl Target {
         &self.config
     }
 
-    /// Runs every collector and returns its families, each sample labelled `server`, plus
-    /// `pg_up`, `pgdbre_collector_up`, `pgdbre_collector_duration_seconds` and
+    /// Runs every collector and returns its families, each sample labelled `server`, plus the
+    /// probe families (with probes enabled), `pg_up`, `pgdbre_collector_up`, `pgdbre_collector_duration_seconds` and
     /// `pgdbre_scrape_duration_seconds`. Concurrent scrapes of one target take turns.
     pub async fn scrape(&self) -> Vec<Family> {
         let started = Instant::now();
@@ -113,9 +137,12 @@ impl Target {
         )
         .with(&[], started.elapsed().as_secs_f64());
 
-        let mut all = Vec::with_capacity(families.len() + 4);
+        let mut all = Vec::with_capacity(families.len() + 8);
         all.push(pg_up);
         all.extend(families);
+        if let Some(prober) = &self.prober {
+            all.extend(prober.families());
+        }
         all.push(up);
         all.push(durations);
         all.push(scrape_duration);
@@ -180,7 +207,10 @@ impl Target {
                 }
             }
         }
-        let limit = self.options.collector_timeout;
+        // The server cancels a stuck statement at `collector_timeout` (statement_timeout); the
+        // queries pipelined behind it on this session only run then, so the client waits a
+        // little longer, or one stuck collector would time out every other one too.
+        let limit = self.options.collector_timeout + self.options.collector_timeout / 2;
         let result = match tokio::time::timeout(limit, collector.collect(scrape)).await {
             Ok(Ok(families)) => {
                 if slow {

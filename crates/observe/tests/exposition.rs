@@ -2,7 +2,7 @@
 //! them) is valid exposition for `promtool check metrics`, and a failing collector costs only its
 //! own series.
 
-use pgdbre_observe::{encode, merge, ScrapeOptions, Target};
+use pgdbre_observe::{encode, merge, ProbeOptions, ScrapeOptions, Target};
 use pgdbre_pg::ConnConfig;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -163,4 +163,56 @@ async fn slow_collectors_answer_from_their_last_result_within_the_interval() {
     assert!(body.contains("pg_database_size_bytes{"), "{body}");
     let body = encode(&uncached.scrape().await);
     assert!(body.contains(&size), "{body}");
+}
+
+#[tokio::test]
+async fn a_scrape_with_probe_histograms_passes_promtool() {
+    let cluster = pgdbre_lab::testing::shared();
+    let database = pgdbre_lab::testing::fresh_database(cluster);
+    let probes = ProbeOptions {
+        interval: std::time::Duration::from_millis(100),
+        ..ProbeOptions::default()
+    };
+    let primary = target(
+        &cluster.primary().dsn_for(&database),
+        ScrapeOptions::default(),
+    )
+    .with_probes(probes.clone());
+    let replica = target(
+        &cluster.replicas()[0].dsn_for(&database),
+        ScrapeOptions::default(),
+    )
+    .with_probes(probes);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let commits = format!(
+        "pgdbre_probe_duration_seconds_count{{server=\"{}\",probe=\"commit\"}} ",
+        primary.name()
+    );
+    let lag = format!(
+        "pgdbre_replica_lag_seconds{{server=\"{0}\",standby=\"{0}\"}} ",
+        replica.name()
+    );
+    loop {
+        let (one, two) = tokio::join!(primary.scrape(), replica.scrape());
+        let body = encode(&merge(vec![one, two]));
+        let committed = body
+            .lines()
+            .find_map(|l| l.strip_prefix(&commits))
+            .is_some_and(|count| count != "0");
+        if committed && body.contains(&lag) {
+            assert_promtool_accepts(&body);
+            for le in ["0.001", "0.04", "1", "5", "+Inf"] {
+                assert!(
+                    body.contains(&format!("probe=\"read\",le=\"{le}\"}}")),
+                    "{le} in\n{body}"
+                );
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no commit probes or replica lag in\n{body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -26,4 +26,4 @@ pub use config::{
 pub use error::{PgError, INSUFFICIENT_PRIVILEGE};
 pub use redact::{redact, MASK};
 pub use server::{ServerInfo, ServerVersion};
-pub use session::Session;
+pub use session::{connect_without_detection, Session};

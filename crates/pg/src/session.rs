@@ -21,22 +21,7 @@ pub struct Session {
 impl Session {
     /// Opens a connection to the first suitable host and detects the server's capabilities.
     pub async fn connect(config: &ConnConfig) -> Result<Self, PgError> {
-        let needs_tls = config.ssl_mode() != SslMode::Disable
-            && config.hosts().iter().any(|host| !host.is_unix_socket());
-        let connector = if needs_tls {
-            MakeRustlsConnect::new(tls::client_config(config)?)
-        } else {
-            // Never used for a handshake: the driver is told to disable TLS.
-            MakeRustlsConnect::new(
-                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|error| PgError::Config(format!("{error}; hint: report this as a bug")))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )
-        };
+        let connector = connector(config)?;
 
         let passes = match config.target_session_attrs() {
             // libpq: look for a standby on every host first, then accept any server.
@@ -85,6 +70,81 @@ impl Session {
     pub fn query_error(&self, error: &tokio_postgres::Error) -> PgError {
         PgError::query(&self.target, error)
     }
+}
+
+/// Opens a connection to the first host that accepts one, with the same TLS plan, password
+/// handling and redaction as [`Session::connect`], but runs no query on it: for servers that
+/// speak the protocol without being PostgreSQL, such as PgBouncer's admin console (which only
+/// answers `SHOW` commands over the simple query protocol). `target_session_attrs` is ignored.
+pub async fn connect_without_detection(
+    config: &ConnConfig,
+) -> Result<tokio_postgres::Client, PgError> {
+    let connector = connector(config)?;
+    let mut attempts = Vec::new();
+    for host in config.hosts() {
+        let target = format!("{}/{}", host.label(), config.dbname());
+        for ssl_mode in tls_plan(config, host) {
+            let driver = config.driver_config(host, *ssl_mode);
+            let open = async {
+                let (client, connection) = driver
+                    .connect(connector.clone())
+                    .await
+                    .map_err(|error| PgError::from_connect(&target, config.user(), &error))?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!("connection ended: {}", crate::redact(&error.to_string()));
+                    }
+                });
+                Ok(client)
+            };
+            let result = match config.connect_timeout() {
+                Some(limit) => tokio::time::timeout(limit, open).await.unwrap_or_else(|_| {
+                    Err(PgError::Unreachable {
+                        target: target.clone(),
+                        message: format!("timed out after {} s (connect_timeout)", limit.as_secs()),
+                    })
+                }),
+                None => open.await,
+            };
+            match result.map_err(|error| scrub(error, host.password())) {
+                Ok(client) => return Ok(client),
+                Err(error) if error.is_unreachable() => {
+                    attempts.push(error);
+                    break;
+                }
+                Err(error) => attempts.push(error),
+            }
+        }
+    }
+    if attempts.len() == 1 {
+        if let Some(only) = attempts.pop() {
+            return Err(only);
+        }
+    }
+    Err(PgError::AllHostsFailed {
+        target: config.target(),
+        attempts,
+    })
+}
+
+/// The TLS connector for `config`: the configured roots and client certificate when any TCP host
+/// may negotiate TLS, else an unused placeholder.
+fn connector(config: &ConnConfig) -> Result<MakeRustlsConnect, PgError> {
+    let needs_tls = config.ssl_mode() != SslMode::Disable
+        && config.hosts().iter().any(|host| !host.is_unix_socket());
+    if needs_tls {
+        return Ok(MakeRustlsConnect::new(tls::client_config(config)?));
+    }
+    // Never used for a handshake: the driver is told to disable TLS.
+    Ok(MakeRustlsConnect::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| PgError::Config(format!("{error}; hint: report this as a bug")))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
+    ))
 }
 
 fn satisfies(info: &ServerInfo, wanted: TargetSessionAttrs) -> bool {

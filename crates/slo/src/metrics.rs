@@ -4,17 +4,19 @@
 
 /// Histogram of synthetic probe durations, in seconds.
 ///
-/// Labels: `target`, `probe` (`read` | `commit`). Observes **successful** probes only; a failed
+/// Labels: `server` (`host:port/dbname`, as on every series of `pgdbre serve`), `probe`
+/// (`read` | `commit`). Observes **successful** probes only; a failed
 /// probe is counted in [`PROBE_TOTAL`] with `result="error"` and so is bad for latency SLOs too.
 pub const PROBE_DURATION_SECONDS: &str = "pgdbre_probe_duration_seconds";
 
-/// Counter of probe attempts. Labels: `target`, `probe` (`read` | `commit`), `result` (`ok` | `error`).
+/// Counter of probe attempts. Labels: `server`, `probe` (`read` | `commit`), `result` (`ok` | `error`).
 pub const PROBE_TOTAL: &str = "pgdbre_probe_total";
 
-/// Gauge: replay lag of each standby, in seconds. Labels: `target`, `standby`.
+/// Gauge: replay lag of each standby, in seconds. Labels: `server`, `standby` (both the
+/// standby's `host:port/dbname`: the lag is measured on the standby itself).
 pub const REPLICA_LAG_SECONDS: &str = "pgdbre_replica_lag_seconds";
 
-/// Gauge: the measured restore time (RTO) of the latest DR drill, in seconds. Labels: `target`.
+/// Gauge: the measured restore time (RTO) of the latest DR drill, in seconds. Labels: `server`.
 pub const DRILL_RESTORE_SECONDS: &str = "pgdbre_drill_restore_seconds";
 
 /// Bucket upper bounds of [`PROBE_DURATION_SECONDS`], in seconds. A latency SLO target must be
@@ -22,6 +24,9 @@ pub const DRILL_RESTORE_SECONDS: &str = "pgdbre_drill_restore_seconds";
 pub const PROBE_DURATION_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.04, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+
+/// The label naming the monitored server on every series, `host:port/dbname`.
+pub const SERVER_LABEL: &str = "server";
 
 /// Label `probe` values.
 pub const PROBE_READ: &str = "read";

@@ -254,8 +254,8 @@ fn counter(per_minute: f64, samples: u64) -> String {
 
 fn input_series(spec: &Spec, scenario: &Scenario, samples: u64) -> Vec<InputSeries> {
     let mut base: Vec<(String, String)> = spec.selector.clone();
-    if !base.iter().any(|(k, _)| k == "target") {
-        base.push(("target".into(), "db1".into()));
+    if !base.iter().any(|(k, _)| k == metrics::SERVER_LABEL) {
+        base.push((metrics::SERVER_LABEL.into(), "db1:5432/app".into()));
     }
     let with = |extra: &[(&str, &str)]| {
         let mut labels = base.clone();

@@ -534,7 +534,7 @@ burn_policies:
 
     #[test]
     fn selector_reaches_every_metric() {
-        let text = format!("selector:\n  target: db1\n{SPEC}");
+        let text = format!("selector:\n  server: db1\n{SPEC}");
         let spec = Spec::parse(&text, "s").unwrap();
         let rendered = render(&spec, "s");
         for line in rendered
@@ -545,7 +545,7 @@ burn_policies:
                 continue;
             }
             assert!(
-                line.contains("target=\\\"db1\\\"") || line.contains("target=\"db1\""),
+                line.contains("server=\\\"db1\\\"") || line.contains("server=\"db1\""),
                 "{line}"
             );
         }

@@ -32,7 +32,7 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub service: String,
-    /// Extra label matchers applied to every metric the rules read (`selector: {target: db1}`).
+    /// Extra label matchers applied to every metric the rules read (`selector: {server: db1:5432/app}`).
     pub selector: Vec<(String, String)>,
     pub slos: Vec<Slo>,
     pub burn_policies: Vec<BurnPolicy>,
@@ -1199,10 +1199,10 @@ burn_policies:
 
     #[test]
     fn selector_labels() {
-        let spec = parse(&format!("selector:\n  target: db1\n{GOOD}")).unwrap();
+        let spec = parse(&format!("selector:\n  server: db1\n{GOOD}")).unwrap();
         assert_eq!(
             spec.selector,
-            vec![("target".to_string(), "db1".to_string())]
+            vec![("server".to_string(), "db1".to_string())]
         );
         let e = error(&format!("selector:\n  le: x\n{GOOD}"));
         assert!(e.contains("slo.yaml:2: selector.le:"), "{e}");

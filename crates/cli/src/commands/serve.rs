@@ -2,7 +2,7 @@
 //! DSN before binding anything, then hands over to `pgdbre_observe::serve`.
 
 use clap::Args;
-use pgdbre_observe::{parse_duration, ScrapeOptions, ServeConfig};
+use pgdbre_observe::{parse_duration, ProbeOptions, ScrapeOptions, ServeConfig};
 use pgdbre_pg::ConnConfig;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -45,6 +45,22 @@ pub struct ServeArgs {
     /// Never tables whose schema.table matches this PostgreSQL regular expression.
     #[arg(long, value_name = "REGEX")]
     pub table_exclude: Option<String>,
+    /// pg_stat_statements series (pgdbre_stat_statements_*) only for this many statements, the
+    /// most total execution time first; 0 disables them.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub statements_limit: u32,
+    /// PgBouncer admin console to scrape into pgbouncer_* (dbname=pgbouncer, an admin_users or
+    /// stats_users role); repeat for several.
+    #[arg(long = "pgbouncer", value_name = "DSN")]
+    pub pgbouncers: Vec<String>,
+    /// How often the synthetic read and commit probes run on each server (pgdbre_probe_*,
+    /// pgdbre_replica_lag_seconds); 0 disables them. The commit probe writes pgdbre.heartbeat;
+    /// the interval is also the resolution of the replica lag, hence a short default.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub probe_interval: Duration,
+    /// How long one probe may take before it counts as an error of class "timeout".
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub probe_timeout: Duration,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -63,6 +79,29 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         }
     }
+    if args.probe_timeout.is_zero() {
+        eprintln!("pgdbre serve: --probe-timeout must be more than 0");
+        return ExitCode::from(USAGE_ERROR);
+    }
+    let mut pgbouncers = Vec::with_capacity(args.pgbouncers.len());
+    for dsn in &args.pgbouncers {
+        match ConnConfig::resolve(Some(dsn)) {
+            Ok(config) if config.dbname() == "pgbouncer" => pgbouncers.push(config),
+            Ok(config) => {
+                eprintln!(
+                    "pgdbre serve: --pgbouncer {} names database `{}`, not the admin console; \
+                     hint: add dbname=pgbouncer",
+                    config.target(),
+                    config.dbname()
+                );
+                return ExitCode::from(USAGE_ERROR);
+            }
+            Err(error) => {
+                eprintln!("pgdbre serve: --pgbouncer: {error}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        }
+    }
     if args.connect_timeout.is_zero() || args.collector_timeout.is_zero() {
         eprintln!("pgdbre serve: --connect-timeout and --collector-timeout must be more than 0");
         return ExitCode::from(USAGE_ERROR);
@@ -77,8 +116,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
             table_limit: args.table_limit,
             table_include: args.table_include,
             table_exclude: args.table_exclude,
+            statements_limit: args.statements_limit,
         },
         check_interval: (!args.check_interval.is_zero()).then_some(args.check_interval),
+        pgbouncers,
+        probes: (!args.probe_interval.is_zero()).then_some(ProbeOptions {
+            interval: args.probe_interval,
+            timeout: args.probe_timeout,
+            connect_timeout: args.connect_timeout,
+        }),
     };
     // One thread: a scrape waits on the server, not the CPU, and its collectors already run
     // concurrently on the session; every extra worker thread costs a malloc arena of RSS.

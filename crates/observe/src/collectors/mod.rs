@@ -8,6 +8,7 @@
 mod bgwriter;
 mod database_size;
 mod locks;
+pub mod pgbouncer;
 mod replication;
 mod replication_slots;
 mod server;
@@ -17,6 +18,7 @@ mod stat_archiver;
 mod stat_database;
 mod stat_io;
 mod stat_replication;
+mod stat_statements;
 mod stat_user_tables;
 mod stat_wal;
 mod wraparound;
@@ -75,6 +77,9 @@ pub fn all() -> Vec<&'static dyn Collector> {
         &replication_slots::ReplicationSlots,
         &settings::Settings,
         &stat_user_tables::StatUserTables,
+        // Last: the costliest query; the session runs pipelined queries in order, so one that
+        // is slow delays only those sent after it.
+        &stat_statements::StatStatements,
     ]
 }
 
@@ -147,6 +152,76 @@ pub(crate) fn families_from_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::{ScrapeOptions, Target};
+    use pgdbre_pg::ConnConfig;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Never answers within any collector timeout.
+    struct Stuck;
+
+    #[async_trait]
+    impl Collector for Stuck {
+        fn id(&self) -> &'static str {
+            "stuck"
+        }
+        fn describe(&self) -> &'static str {
+            "test only: `pg_sleep(10)`"
+        }
+        async fn collect(&self, scrape: &Scrape<'_>) -> Result<Vec<Family>, tokio_postgres::Error> {
+            scrape
+                .session
+                .client()
+                .simple_query("SELECT pg_catalog.pg_sleep(10)")
+                .await?;
+            Ok(vec![Family::gauge("stuck_answered", "never").with(&[], 1.0)])
+        }
+    }
+
+    fn up(families: &[Family], collector: &str) -> Option<f64> {
+        let family = families.iter().find(|f| f.name == "pgdbre_collector_up")?;
+        family
+            .samples
+            .iter()
+            .find(|s| {
+                s.labels
+                    .iter()
+                    .any(|(k, v)| k == "collector" && v == collector)
+            })
+            .map(|s| s.value)
+    }
+
+    #[tokio::test]
+    async fn a_stuck_collector_times_out_alone() {
+        let cluster = pgdbre_lab::testing::shared();
+        let config = ConnConfig::resolve(Some(&cluster.primary().dsn())).expect("lab DSN");
+        let options = ScrapeOptions {
+            collector_timeout: Duration::from_millis(500),
+            ..ScrapeOptions::default()
+        };
+        let target = Target::with_collectors(
+            config,
+            Arc::new(options),
+            vec![&server::Server, &stat_database::StatDatabase, &Stuck],
+        );
+        // Twice: the cancelled statement must not poison the reused session.
+        for _ in 0..2 {
+            let started = Instant::now();
+            let families = target.scrape().await;
+            let elapsed = started.elapsed();
+            assert!(elapsed < Duration::from_secs(3), "scrape took {elapsed:?}");
+            assert_eq!(up(&families, "stuck"), Some(0.0));
+            assert_eq!(up(&families, "server"), Some(1.0));
+            assert_eq!(up(&families, "stat-database"), Some(1.0));
+            assert!(families
+                .iter()
+                .any(|f| f.name == "pg_stat_database_xact_commit"));
+            assert!(!families.iter().any(|f| f.name == "stuck_answered"));
+            let pg_up = families.iter().find(|f| f.name == "pg_up").expect("pg_up");
+            assert_eq!(pg_up.samples[0].value, 1.0);
+        }
+    }
 
     #[test]
     fn ids_are_unique_kebab_case_and_documented() {
