@@ -6,6 +6,8 @@
 # Usage: bench/check_vs_check_postgres.sh [TABLES] [RUNS]     (defaults 10000, 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 TABLES=${1:-10000}
 RUNS=${2:-5}
@@ -16,31 +18,8 @@ PGDBRE=target/release/pgdbre
 cargo build --release --quiet
 command -v check_postgres >/dev/null || { echo "check_postgres not found (Debian package check-postgres)" >&2; exit 1; }
 
-if [ -f "$DIR/lab.json" ]; then "$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true; fi
-"$PGDBRE" lab up --replicas 0 --pg-version 15 --dir "$DIR" >/dev/null
-trap '"$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true' EXIT
-eval "$("$PGDBRE" lab env --dir "$DIR")"
-export PGDATABASE=bench
-
-echo "seeding $TABLES tables (PK + index + dead tuples) ..." >&2
-psql -X -q -d postgres -c "CREATE DATABASE bench"
-seed_range() {
-  psql -X -q -v ON_ERROR_STOP=1 <<SQL
-DO \$\$
-BEGIN
-  FOR i IN $1..$2 LOOP
-    EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY, v int, note text)', i);
-    EXECUTE format('CREATE INDEX t_%s_v ON t_%s (v)', i, i);
-    EXECUTE format('INSERT INTO t_%s SELECT g, g %% 7, md5(g::text) FROM generate_series(1, 40) g', i);
-    EXECUTE format('DELETE FROM t_%s WHERE id %% 4 = 0', i);
-    IF i % 500 = 0 THEN COMMIT; END IF;
-  END LOOP;
-END \$\$;
-SQL
-}
-half=$((TABLES / 2))
-seed_range 1 "$half" & seed_range $((half + 1)) "$TABLES" & wait
-psql -X -q -c "VACUUM ANALYZE" >/dev/null
+start_lab '"$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true'
+seed_tables "$TABLES"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now() { date +%s.%N; }

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark: `pgdbre serve` vs postgres_exporter 0.11 (Debian prometheus-postgres-exporter), side
 # by side against the same lab database with 10,000 tables (each with a primary key, one secondary
-# index and some dead tuples; the seeding of check_vs_check_postgres.sh). Both run their default
-# collectors; pgdbre's background check catalog is off (--check-interval 0) so only scrapes are
-# measured. Each exporter is scraped RUNS times; reports the median scrape time, the series count
+# index and some dead tuples; bench/lib.sh's seeding, shared with check_vs_check_postgres.sh). Both
+# run their default collectors; pgdbre's background check catalog is off (--check-interval 0) so
+# only scrapes are measured. Each exporter is scraped RUNS times; reports the median scrape time, the series count
 # of the last scrape and the peak RSS (VmHWM) after the scrapes, prints the ratios and appends a
 # row to bench/RESULTS.md.
 #
 # Usage: bench/serve_vs_postgres_exporter.sh [TABLES] [RUNS]     (defaults 10000, 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 TABLES=${1:-10000}
 RUNS=${2:-20}
@@ -28,31 +30,8 @@ cleanup() {
   "$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true
 }
 
-if [ -f "$DIR/lab.json" ]; then "$PGDBRE" lab down --dir "$DIR" >/dev/null 2>&1 || true; fi
-"$PGDBRE" lab up --replicas 0 --pg-version 15 --dir "$DIR" >/dev/null
-trap cleanup EXIT
-eval "$("$PGDBRE" lab env --dir "$DIR")"
-export PGDATABASE=bench
-
-echo "seeding $TABLES tables (PK + index + dead tuples) ..." >&2
-psql -X -q -d postgres -c "CREATE DATABASE bench"
-seed_range() {
-  psql -X -q -v ON_ERROR_STOP=1 <<SQL
-DO \$\$
-BEGIN
-  FOR i IN $1..$2 LOOP
-    EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY, v int, note text)', i);
-    EXECUTE format('CREATE INDEX t_%s_v ON t_%s (v)', i, i);
-    EXECUTE format('INSERT INTO t_%s SELECT g, g %% 7, md5(g::text) FROM generate_series(1, 40) g', i);
-    EXECUTE format('DELETE FROM t_%s WHERE id %% 4 = 0', i);
-    IF i % 500 = 0 THEN COMMIT; END IF;
-  END LOOP;
-END \$\$;
-SQL
-}
-half=$((TABLES / 2))
-seed_range 1 "$half" & seed_range $((half + 1)) "$TABLES" & wait
-psql -X -q -c "VACUUM ANALYZE" >/dev/null
+start_lab cleanup
+seed_tables "$TABLES"
 
 # lib/pq does not read PGPASSFILE: hand postgres_exporter the lab password directly.
 password=$(cut -d: -f5 "$PGPASSFILE" | head -n 1)

@@ -66,9 +66,20 @@ impl<'a> Context<'a> {
 
     /// Severity of a value where higher is worse, against the `warning` and `critical` params.
     pub fn severity_above(&self, value: f64) -> Option<Severity> {
-        if value >= self.param("critical") {
+        self.severity_above_params(value, "warning", "critical")
+    }
+
+    /// Severity of a duration in seconds where longer is worse, against the `warning_seconds` and
+    /// `critical_seconds` params (for checks that also threshold on bytes with `warning`/`critical`).
+    pub fn severity_above_seconds(&self, seconds: f64) -> Option<Severity> {
+        self.severity_above_params(seconds, "warning_seconds", "critical_seconds")
+    }
+
+    /// Severity of a value where higher is worse, against the params named `warning` and `critical`.
+    fn severity_above_params(&self, value: f64, warning: &str, critical: &str) -> Option<Severity> {
+        if value >= self.param(critical) {
             Some(Severity::Critical)
-        } else if value >= self.param("warning") {
+        } else if value >= self.param(warning) {
             Some(Severity::Warning)
         } else {
             None

@@ -19,7 +19,7 @@ impl Serve {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_pgdbre"))
-            .args(["serve", "--listen", &listen])
+            .args(["serve", "--listen", &listen, "--store", "none"])
             .args(args)
             .env_remove("PGPASSWORD")
             .env("NO_COLOR", "1")

@@ -9,7 +9,7 @@
 //! rustls has no "chain but not name" mode, so verify-ca wraps the WebPKI verifier and accepts
 //! only its name-mismatch error (which it reports after the chain has been verified), and the
 //! unverified modes still check the handshake signatures so the session key is bound to the
-//! certificate the server presented.
+//! certificate the server presented. Both are [`WithoutNameCheck`].
 
 use crate::config::{RootCert, SslMode};
 use crate::{ConnConfig, PgError};
@@ -41,7 +41,10 @@ pub(crate) fn client_config(config: &ConnConfig) -> Result<rustls::ClientConfig,
         (_, None) => Verification::None,
     };
     let verifier: Arc<dyn ServerCertVerifier> = match (verification, roots) {
-        (Verification::None, _) => Arc::new(AcceptAnyCertificate(provider.clone())),
+        (Verification::None, _) => Arc::new(WithoutNameCheck {
+            chain: None,
+            provider: provider.clone(),
+        }),
         (verification, Some(roots)) => {
             let webpki =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -50,7 +53,10 @@ pub(crate) fn client_config(config: &ConnConfig) -> Result<rustls::ClientConfig,
                         tls_config_error(format!("cannot use the root certificates: {error}"))
                     })?;
             if verification == Verification::Chain {
-                Arc::new(ChainOnly(webpki))
+                Arc::new(WithoutNameCheck {
+                    chain: Some(webpki),
+                    provider: provider.clone(),
+                })
             } else {
                 webpki
             }
@@ -155,60 +161,17 @@ fn load_client_identity(
     Ok(Some((chain, key)))
 }
 
-/// `sslmode=require` without a root file: encrypt, but accept any certificate.
+/// The two modes rustls has no setting for. With `chain` set (`sslmode=verify-ca`) the chain must
+/// lead to a trusted root but the host name is not checked; without it (`sslmode=require` and no
+/// root file) any certificate is accepted, to encrypt only. Both still verify the handshake
+/// signatures, as the WebPKI verifier does, so the session key is bound to the certificate.
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            signature,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        signature: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            signature,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct WithoutNameCheck {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-/// `sslmode=verify-ca`: the chain must lead to a trusted root; the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for WithoutNameCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -217,10 +180,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // WebPKI checks the name only after the chain verified, so this error means "chain ok".
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -235,7 +198,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, signature)
+        verify_tls12_signature(
+            message,
+            cert,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -244,11 +212,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, signature)
+        verify_tls13_signature(
+            message,
+            cert,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Subcommands. Each file renders one command; domain logic lives in the capability crates.
 
 pub mod check;
+pub mod gate;
 pub mod lab;
 pub mod serve;
 pub mod slo;
@@ -28,6 +29,8 @@ pub enum Command {
     Lab(lab::LabCommand),
     /// Serve Prometheus metrics (and more) for one or more servers.
     Serve(serve::ServeArgs),
+    /// Deploy/migration gate: exit 1 when an SLO burn policy says freeze.
+    Gate(gate::GateArgs),
     /// SLOs as code: validate a spec, print budgets, generate Prometheus rules.
     #[command(subcommand)]
     Slo(slo::SloCommand),
@@ -52,6 +55,7 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Gate(args) => gate::run(args),
         Command::Lab(command) => lab::run(command),
         Command::Serve(args) => serve::run(args),
         Command::Slo(command) => slo::run(command),

@@ -61,6 +61,25 @@ pub struct ServeArgs {
     /// How long one probe may take before it counts as an error of class "timeout".
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub probe_timeout: Duration,
+    /// State store the probes record their per-minute counts into, read by `pgdbre slo status`
+    /// and `pgdbre gate` (default: $XDG_STATE_HOME/pgdbre/state.db, else
+    /// ~/.local/state/pgdbre/state.db); `none` disables it.
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<String>,
+}
+
+/// Opens the state store `--store` names for writing; `Ok(None)` for `--store none`.
+fn open_store(store: Option<&str>) -> Result<Option<pgdbre_observe::probes::Recorder>, String> {
+    let path = match store {
+        Some("none") => return Ok(None),
+        Some(path) => std::path::PathBuf::from(path),
+        None => pgdbre_store::default_path().ok_or(
+            "no default state store path (neither XDG_STATE_HOME nor HOME is set); \
+             hint: pass --store PATH or --store none",
+        )?,
+    };
+    let store = pgdbre_store::SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    Ok(Some(pgdbre_observe::probes::Recorder::new(Box::new(store))))
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -106,6 +125,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("pgdbre serve: --connect-timeout and --collector-timeout must be more than 0");
         return ExitCode::from(USAGE_ERROR);
     }
+    let recorder = if args.probe_interval.is_zero() {
+        None
+    } else {
+        match open_store(args.store.as_deref()) {
+            Ok(recorder) => recorder,
+            Err(error) => {
+                eprintln!("pgdbre serve: {error}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        }
+    };
     let config = ServeConfig {
         listen: args.listen,
         targets,
@@ -124,6 +154,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             interval: args.probe_interval,
             timeout: args.probe_timeout,
             connect_timeout: args.connect_timeout,
+            recorder,
         }),
     };
     // One thread: a scrape waits on the server, not the CPU, and its collectors already run

@@ -1,10 +1,15 @@
 //! `pgdbre slo`: SLOs as code. Validate a spec, explain it, and generate Prometheus rules (and
 //! promtool tests for them). All logic lives in `pgdbre-slo`; this file parses and prints.
 
-use clap::Subcommand;
-use pgdbre_slo::{promtool_tests, rules, Spec};
+use clap::{Subcommand, ValueEnum};
+use pgdbre_slo::budget::format_number;
+use pgdbre_slo::{promtool_tests, rules, Evaluation, Spec};
+use pgdbre_store::status::{self, SloStatus, WindowStatus};
+use pgdbre_store::{minute_of, SqliteStore};
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 /// Exit code for an unusable spec (same as `pgdbre check`'s bad input: Nagios UNKNOWN).
 const USAGE_ERROR: u8 = 3;
@@ -40,6 +45,27 @@ pub enum SloCommand {
         )]
         rule_file: String,
     },
+    /// Error budgets and burn rates of each SLO, from what `pgdbre serve --store` recorded.
+    #[command(
+        after_help = "Missing data or fewer events than min_events is `unknown`, never met.\n\
+Exit status: 0 evaluated (whatever the verdicts), 3 unusable spec or state store."
+    )]
+    Status {
+        file: PathBuf,
+        /// The state store `pgdbre serve --store` writes (default: $XDG_STATE_HOME/pgdbre/state.db,
+        /// else ~/.local/state/pgdbre/state.db).
+        #[arg(long, value_name = "PATH")]
+        store: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+/// Output format of `slo status` and `gate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 pub fn run(command: SloCommand) -> ExitCode {
@@ -112,7 +138,181 @@ pub fn run(command: SloCommand) -> ExitCode {
                 print!("{}", rules::render(&spec, &file.display().to_string()));
             }
         }),
+        SloCommand::Status {
+            file,
+            store,
+            output,
+        } => status_command(&file, store.as_deref(), output),
     }
+}
+
+/// Opens the state store for reading: `--store` or the default path.
+pub(crate) fn open_store(store: Option<&Path>) -> Result<SqliteStore, String> {
+    let path = match store {
+        Some(path) => path.to_path_buf(),
+        None => pgdbre_store::default_path().ok_or(
+            "no default state store path (neither XDG_STATE_HOME nor HOME is set); \
+             hint: pass --store PATH",
+        )?,
+    };
+    SqliteStore::open_read_only(&path).map_err(|e| e.to_string())
+}
+
+fn status_command(file: &Path, store: Option<&Path>, output: Output) -> ExitCode {
+    let spec = match Spec::load(file) {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let store = match open_store(store) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("pgdbre slo status: {error}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let now = minute_of(SystemTime::now());
+    let statuses = match status::status(&store, &spec, now) {
+        Ok(statuses) => statuses,
+        Err(error) => {
+            eprintln!("pgdbre slo status: {error}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let server = status::server_of(&spec);
+    match output {
+        Output::Json => {
+            let value = json!({
+                "service": spec.service,
+                "store": store.path().display().to_string(),
+                "server": server,
+                "slos": statuses.iter().map(status_json).collect::<Vec<_>>(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
+        }
+        Output::Text => {
+            println!(
+                "{}: service {}, store {}, server {}",
+                file.display(),
+                spec.service,
+                store.path().display(),
+                server.unwrap_or("(all)")
+            );
+            for s in &statuses {
+                print_status(s);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `met`, `not met` or `unknown`.
+pub(crate) fn verdict(w: &WindowStatus) -> &'static str {
+    match (&w.evaluation, w.no_source) {
+        (Evaluation::Known(r), None) if r.met => "met",
+        (Evaluation::Known(_), None) => "not met",
+        _ => "unknown",
+    }
+}
+
+fn print_status(s: &SloStatus) {
+    let slo = &s.slo;
+    let w = &s.window;
+    println!(
+        "\n{}: {} {}, objective {} over {}",
+        slo.name, slo.kind, slo.target, slo.objective, slo.window
+    );
+    let event = slo.kind.event();
+    match w.unknown_reason() {
+        Some(reason) => println!(
+            "  status: unknown ({reason}); {} good of {} {event}s",
+            w.counts.good, w.counts.total
+        ),
+        None => {
+            let sli = w.counts.good as f64 * 100.0 / w.counts.total as f64;
+            println!(
+                "  status: {}; SLI {}% ({} good of {} {event}s)",
+                verdict(w),
+                format_number(sli),
+                w.counts.good,
+                w.counts.total
+            );
+        }
+    }
+    if let Evaluation::Known(r) = &w.evaluation {
+        println!(
+            "  budget: {} bad {event}s allowed, {} spent ({}%), {}% remaining",
+            format_number(r.allowed_bad),
+            r.counts.bad(),
+            format_number(r.spent * 100.0),
+            format_number(r.remaining * 100.0)
+        );
+    }
+    let reasons: Vec<Option<String>> = s.burn.iter().map(WindowStatus::unknown_reason).collect();
+    if let Some(Some(first)) = reasons.first() {
+        if reasons.iter().all(|r| r.as_ref() == Some(first)) {
+            println!("  burn rate: unknown in every window ({first})");
+            return;
+        }
+    }
+    let burns: Vec<String> = s
+        .burn
+        .iter()
+        .map(|b| match b.evaluation.burn_rate() {
+            Some(rate) if b.no_source.is_none() => format!("{} {}x", b.window, format_number(rate)),
+            _ => format!(
+                "{} unknown ({})",
+                b.window,
+                b.unknown_reason().unwrap_or_default()
+            ),
+        })
+        .collect();
+    println!("  burn rate: {}", burns.join(", "));
+}
+
+fn window_json(w: &WindowStatus) -> Value {
+    let known = match (&w.evaluation, w.no_source) {
+        (Evaluation::Known(r), None) => Some(r),
+        _ => None,
+    };
+    json!({
+        "window": w.window.to_string(),
+        "status": verdict(w),
+        "reason": w.unknown_reason(),
+        "good": w.counts.good,
+        "total": w.counts.total,
+        "sli": known.map(|r| r.counts.good as f64 / r.counts.total as f64),
+        "burn_rate": known.map(|r| r.burn_rate),
+    })
+}
+
+fn status_json(s: &SloStatus) -> Value {
+    let mut value = window_json(&s.window);
+    let known = match (&s.window.evaluation, s.window.no_source) {
+        (Evaluation::Known(r), None) => Some(r),
+        _ => None,
+    };
+    value["name"] = json!(s.slo.name);
+    value["sli_kind"] = json!(s.slo.kind.to_string());
+    value["target"] = json!(s.slo.target.to_string());
+    value["objective"] = json!(s.slo.objective.percent());
+    value["min_events"] = json!(s.slo.min_events);
+    value["budget"] = match known {
+        Some(r) => json!({
+            "allowed_bad": r.allowed_bad,
+            "spent_bad": r.counts.bad(),
+            "spent": r.spent,
+            "remaining": r.remaining,
+        }),
+        None => Value::Null,
+    };
+    value["burn_rates"] = Value::Array(s.burn.iter().map(window_json).collect());
+    value
 }
 
 fn with_spec(file: &Path, then: impl FnOnce(Spec)) -> ExitCode {

@@ -5,7 +5,7 @@
 //! `buffers_backend` and `buffers_backend_fsync` no longer exist in 17 (see `pg_stat_io`, which
 //! the `stat-io` collector exports); those two families are absent there.
 
-use super::{counter, families_from_rows, Collector, Column, Scrape};
+use super::{counter, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -58,8 +58,7 @@ impl Collector for Bgwriter {
         } else {
             SQL_BEFORE_17
         };
-        let rows = scrape.session.client().query(sql, &[]).await?;
-        families_from_rows(&rows, &[], COLUMNS)
+        query_families(scrape, sql, &[], COLUMNS).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! every file of every database, so it is a slow collector: its answer is reused for
 //! `--slow-interval` (default 60 s) instead of recomputed on every scrape.
 
-use super::{families_from_rows, gauge, Collector, Column, Scrape};
+use super::{gauge, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -33,8 +33,7 @@ impl Collector for DatabaseSize {
         true
     }
     async fn collect(&self, scrape: &Scrape<'_>) -> Result<Vec<Family>, tokio_postgres::Error> {
-        let rows = scrape.session.client().query(SQL, &[]).await?;
-        families_from_rows(&rows, &["datname"], COLUMNS)
+        query_families(scrape, SQL, &["datname"], COLUMNS).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! `pg_locks_count{datname,mode}`: every database × every lock mode, zeros included (as
 //! postgres_exporter does, so a series never disappears when its count drops to zero).
 
-use super::{families_from_rows, gauge, Collector, Column, Scrape};
+use super::{gauge, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -30,8 +30,7 @@ impl Collector for Locks {
         "`pg_locks`: pg_locks_count"
     }
     async fn collect(&self, scrape: &Scrape<'_>) -> Result<Vec<Family>, tokio_postgres::Error> {
-        let rows = scrape.session.client().query(SQL, &[]).await?;
-        families_from_rows(&rows, &["datname", "mode"], COLUMNS)
+        query_families(scrape, SQL, &["datname", "mode"], COLUMNS).await
     }
 }
 

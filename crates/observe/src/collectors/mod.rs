@@ -113,6 +113,18 @@ pub(crate) const fn counter(
     }
 }
 
+/// Runs `sql` (no parameters) and turns its rows into families with [`families_from_rows`]: the
+/// whole of a collector that reads one view.
+pub(crate) async fn query_families(
+    scrape: &Scrape<'_>,
+    sql: &str,
+    labels: &[&str],
+    columns: &[Column],
+) -> Result<Vec<Family>, tokio_postgres::Error> {
+    let rows = scrape.session.client().query(sql, &[]).await?;
+    families_from_rows(&rows, labels, columns)
+}
+
 /// Turns rows into one family per column present in the rows: `labels` name text columns (read
 /// as labels, NULL as ""), every column of `columns` is read as `float8` (NULL: no sample).
 /// Columns a version of the query does not select are skipped, so one table serves all versions.

@@ -2,7 +2,7 @@
 //! `queries.yaml`): on a standby, seconds since the last replayed transaction while WAL is
 //! still waiting to be replayed; 0 on a primary and on a caught-up standby.
 
-use super::{families_from_rows, gauge, Collector, Column, Scrape};
+use super::{gauge, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -37,8 +37,7 @@ impl Collector for Replication {
         "`pg_last_xact_replay_timestamp()`: pg_replication_lag, pg_replication_is_replica"
     }
     async fn collect(&self, scrape: &Scrape<'_>) -> Result<Vec<Family>, tokio_postgres::Error> {
-        let rows = scrape.session.client().query(SQL, &[]).await?;
-        families_from_rows(&rows, &[], COLUMNS)
+        query_families(scrape, SQL, &[], COLUMNS).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! `pg_stat_archiver_*`: is WAL archiving keeping up (postgres_exporter 0.11's names).
 
-use super::{counter, families_from_rows, gauge, Collector, Column, Scrape};
+use super::{counter, gauge, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -44,8 +44,7 @@ impl Collector for StatArchiver {
         "`pg_stat_archiver`: pg_stat_archiver_archived_count, _failed_count, _last_archive_age, pgdbre_archiver_last_failure_age_seconds"
     }
     async fn collect(&self, scrape: &Scrape<'_>) -> Result<Vec<Family>, tokio_postgres::Error> {
-        let rows = scrape.session.client().query(SQL, &[]).await?;
-        families_from_rows(&rows, &[], COLUMNS)
+        query_families(scrape, SQL, &[], COLUMNS).await
     }
 }
 

@@ -122,20 +122,14 @@ impl Collector for StatDatabase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::test_support::{collect, label_values, major, value};
+    use crate::collectors::test_support::{collect, label_values, major, seeded_database, value};
 
     #[tokio::test]
     async fn counts_commits_per_database() {
-        let cluster = pgdbre_lab::testing::shared();
-        let database = pgdbre_lab::testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &database,
-                "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
-            )
-            .expect("write");
-        let dsn = cluster.primary().dsn_for(&database);
+        let (database, dsn) = seeded_database(
+            "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+            "write",
+        );
         let families = collect(&StatDatabase, &dsn).await;
         let labels = [("datname", database.as_str())];
         assert!(value(&families, "pg_stat_database_xact_commit", &labels).unwrap() >= 1.0);

@@ -144,7 +144,7 @@ impl Collector for StatStatements {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::test_support::{collect, collect_with, family, value};
+    use crate::collectors::test_support::{collect, collect_with, family, seeded_database, value};
     use crate::ScrapeOptions;
 
     #[test]
@@ -227,13 +227,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_the_extension_it_is_not_applicable() {
-        let cluster = pgdbre_lab::testing::shared();
-        let database = pgdbre_lab::testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(&database, "DROP EXTENSION pg_stat_statements;")
-            .expect("drop extension");
-        let families = collect(&StatStatements, &cluster.primary().dsn_for(&database)).await;
+        let (_, dsn) = seeded_database("DROP EXTENSION pg_stat_statements;", "drop extension");
+        let families = collect(&StatStatements, &dsn).await;
         assert_eq!(families.len(), 1, "{families:?}");
         assert_eq!(
             value(&families, "pgdbre_stat_statements_available", &[]),

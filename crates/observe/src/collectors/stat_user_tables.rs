@@ -179,24 +179,18 @@ impl Collector for StatUserTables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::test_support::{collect_with, label_values};
+    use crate::collectors::test_support::{collect_with, label_values, seeded_database};
     use crate::ScrapeOptions;
 
     #[tokio::test]
     async fn only_the_largest_matching_tables() {
-        let cluster = pgdbre_lab::testing::shared();
-        let database = pgdbre_lab::testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &database,
-                "CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g; \
-                 CREATE TABLE medium AS SELECT g FROM generate_series(1, 2000) g; \
-                 CREATE TABLE small (id int); CREATE TABLE skipped_big AS SELECT * FROM big; \
-                 VACUUM ANALYZE;",
-            )
-            .expect("seed");
-        let dsn = cluster.primary().dsn_for(&database);
+        let (database, dsn) = seeded_database(
+            "CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g; \
+             CREATE TABLE medium AS SELECT g FROM generate_series(1, 2000) g; \
+             CREATE TABLE small (id int); CREATE TABLE skipped_big AS SELECT * FROM big; \
+             VACUUM ANALYZE;",
+            "seed",
+        );
         let options = ScrapeOptions {
             table_limit: 2,
             table_exclude: Some("^public\\.skipped_".into()),

@@ -1,7 +1,7 @@
 //! `pgdbre_stat_wal_*` from `pg_stat_wal` (PostgreSQL 14+). PostgreSQL 18 moved the write and
 //! sync counters to `pg_stat_io` (object `wal`); those four families are absent there.
 
-use super::{counter, families_from_rows, Collector, Column, Scrape};
+use super::{counter, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -75,8 +75,7 @@ impl Collector for StatWal {
             14..=17 => SQL_14,
             _ => SQL_18,
         };
-        let rows = scrape.session.client().query(sql, &[]).await?;
-        families_from_rows(&rows, &[], COLUMNS)
+        query_families(scrape, sql, &[], COLUMNS).await
     }
 }
 

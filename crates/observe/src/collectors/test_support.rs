@@ -4,6 +4,19 @@ use super::{Collector, Scrape};
 use crate::{Family, ScrapeOptions};
 use pgdbre_pg::{ConnConfig, Session};
 
+/// Runs `sql` in a fresh database of the shared lab server (failing the test with `what` if it
+/// fails) and returns that database's name and DSN.
+pub fn seeded_database(sql: &str, what: &str) -> (String, String) {
+    let cluster = pgdbre_lab::testing::shared();
+    let database = pgdbre_lab::testing::fresh_database(cluster);
+    cluster
+        .primary()
+        .psql_db(&database, sql)
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    let dsn = cluster.primary().dsn_for(&database);
+    (database, dsn)
+}
+
 /// Connects to `dsn` and runs `collector` once, panicking with the server's error if it fails.
 pub async fn collect(collector: &dyn Collector, dsn: &str) -> Vec<Family> {
     collect_with(collector, dsn, &ScrapeOptions::default()).await

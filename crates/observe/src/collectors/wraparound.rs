@@ -1,7 +1,7 @@
 //! `pgdbre_database_xid_age` and `pgdbre_database_mxid_age`: how close each database is to
 //! transaction-id and multixact wraparound (compare with `autovacuum_freeze_max_age`).
 
-use super::{families_from_rows, gauge, Collector, Column, Scrape};
+use super::{gauge, query_families, Collector, Column, Scrape};
 use crate::Family;
 use async_trait::async_trait;
 
@@ -34,8 +34,7 @@ impl Collector for Wraparound {
         "`pg_database.datfrozenxid`, `datminmxid`: pgdbre_database_xid_age, pgdbre_database_mxid_age"
     }
     async fn collect(&self, scrape: &Scrape<'_>) -> Result<Vec<Family>, tokio_postgres::Error> {
-        let rows = scrape.session.client().query(SQL, &[]).await?;
-        families_from_rows(&rows, &["datname"], COLUMNS)
+        query_families(scrape, SQL, &["datname"], COLUMNS).await
     }
 }
 

@@ -14,6 +14,9 @@
 mod commit;
 mod heartbeat;
 mod read;
+mod record;
+
+pub use record::Recorder;
 
 use crate::{Family, Histogram};
 use pgdbre_pg::{ConnConfig, Session};
@@ -34,6 +37,8 @@ pub struct ProbeOptions {
     pub timeout: Duration,
     /// Opening the probe session may take this long; failing is an error of class `connect`.
     pub connect_timeout: Duration,
+    /// Where the probes also record their per-minute counts (`pgdbre serve --store`).
+    pub recorder: Option<Recorder>,
 }
 
 impl Default for ProbeOptions {
@@ -42,6 +47,7 @@ impl Default for ProbeOptions {
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
+            recorder: None,
         }
     }
 }
@@ -66,6 +72,7 @@ impl Prober {
             connection: None,
             in_recovery: None,
             last_logged: BTreeMap::new(),
+            pending: record::Pending::default(),
         };
         Prober {
             name,
@@ -234,6 +241,8 @@ struct Worker {
     in_recovery: Option<bool>,
     /// The last message logged per probe, so a lasting failure is logged once, not every round.
     last_logged: BTreeMap<Probe, String>,
+    /// Counts not yet in the state store (with a recorder).
+    pending: record::Pending,
 }
 
 impl Worker {
@@ -243,6 +252,9 @@ impl Worker {
         loop {
             ticks.tick().await;
             self.round().await;
+            if let Some(recorder) = self.options.recorder.clone() {
+                recorder.flush(&self.node, &mut self.pending).await;
+            }
         }
     }
 
@@ -277,6 +289,13 @@ impl Worker {
             results.record(probe, &outcome);
             if probe == Probe::Read && outcome.is_err() {
                 results.replica_lag = None;
+            }
+            if self.options.recorder.is_some() {
+                let lag = (probe == Probe::Read)
+                    .then_some(results.replica_lag)
+                    .flatten();
+                drop(results);
+                self.pending.add(probe, &outcome, lag);
             }
         }
     }

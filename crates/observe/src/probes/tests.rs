@@ -12,6 +12,7 @@ fn fast() -> ProbeOptions {
         interval: Duration::from_millis(100),
         timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
+        recorder: None,
     }
 }
 

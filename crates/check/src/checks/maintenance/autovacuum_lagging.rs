@@ -193,29 +193,23 @@ impl Check for AutovacuumLagging {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{finding_about, integer, number, text};
+    use super::super::test_support::{finding_about, integer, number, seeded_database, text};
     use super::*;
     use crate::testkit;
-    use pgdbre_lab::{testing, Cluster, LabOptions, PgInstall};
+    use pgdbre_lab::{Cluster, LabOptions, PgInstall};
 
     #[tokio::test]
     async fn reports_a_table_with_autovacuum_disabled() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
         // Per-table threshold 50 + 0.2 * reltuples; reltuples is 0 until vacuum/analyze runs.
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE ledger (id int) WITH (autovacuum_enabled = false);
-                 INSERT INTO ledger SELECT g FROM generate_series(1, 5000) g;
-                 DELETE FROM ledger WHERE id <= 4000;
-                 CREATE TABLE tuned (id int) WITH (autovacuum_enabled = false, autovacuum_vacuum_threshold = 100000);
-                 INSERT INTO tuned SELECT g FROM generate_series(1, 5000) g;
-                 DELETE FROM tuned WHERE id <= 4000;",
-            )
-            .expect("create dead tuples");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE ledger (id int) WITH (autovacuum_enabled = false);
+              INSERT INTO ledger SELECT g FROM generate_series(1, 5000) g;
+              DELETE FROM ledger WHERE id <= 4000;
+              CREATE TABLE tuned (id int) WITH (autovacuum_enabled = false, autovacuum_vacuum_threshold = 100000);
+              INSERT INTO tuned SELECT g FROM generate_series(1, 5000) g;
+              DELETE FROM tuned WHERE id <= 4000;",
+            "create dead tuples",
+        );
         let overrides = [("min_age_seconds", 0.0)];
         let finding = testkit::finding_where(&AutovacuumLagging, &dsn, &overrides, |f| {
             text(f, "table") == Some("public.ledger") && integer(f, "n_dead_tup") == Some(4000)

@@ -133,7 +133,7 @@ pub(super) async fn estimate(
         .replace("{meta_pages}", &layout.meta_pages.to_string())
         .replace("{report}", layout.report);
     let min_bytes = ctx.param("min_bytes");
-    let min_percent = ctx.param("warning").min(ctx.param("critical"));
+    let min_percent = super::min_percent(ctx);
     let rows = ctx
         .query(&sql, &[&min_bytes, &min_percent, &super::limit(ctx)])
         .await?;

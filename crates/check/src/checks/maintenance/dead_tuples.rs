@@ -78,7 +78,7 @@ impl Check for DeadTuples {
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
         let min_dead = ctx.param("min_dead_tuples");
         let warning_dead = ctx.param("warning_dead_tuples");
-        let min_percent = ctx.param("warning").min(ctx.param("critical"));
+        let min_percent = super::min_percent(ctx);
         let rows = ctx
             .query(SQL, &[&min_dead, &min_percent, &limit(ctx)])
             .await?;

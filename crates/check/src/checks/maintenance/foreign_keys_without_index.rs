@@ -115,33 +115,23 @@ impl Check for ForeignKeysWithoutIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::seeded_database;
     use super::*;
     use crate::testkit;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_an_unindexed_foreign_key_and_not_an_indexed_one() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE customers (id int PRIMARY KEY);
-                 CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers);
-                 CREATE TABLE invoices (id int PRIMARY KEY, customer_id int REFERENCES customers, n int);
-                 CREATE INDEX invoices_customer ON invoices (customer_id, n);
-                 CREATE TABLE lines (order_id int, line int, tenant int,
-                                     FOREIGN KEY (order_id) REFERENCES orders);
-                 CREATE INDEX lines_partial ON lines (order_id) WHERE tenant = 1;",
-            )
-            .expect("create schema");
-        let findings = testkit::findings(
-            &ForeignKeysWithoutIndex,
-            &cluster.primary().dsn_for(&db),
-            &[],
-        )
-        .await;
+        let dsn = seeded_database(
+            "CREATE TABLE customers (id int PRIMARY KEY);
+              CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers);
+              CREATE TABLE invoices (id int PRIMARY KEY, customer_id int REFERENCES customers, n int);
+              CREATE INDEX invoices_customer ON invoices (customer_id, n);
+              CREATE TABLE lines (order_id int, line int, tenant int,
+                                  FOREIGN KEY (order_id) REFERENCES orders);
+              CREATE INDEX lines_partial ON lines (order_id) WHERE tenant = 1;",
+            "create schema",
+        );
+        let findings = testkit::findings(&ForeignKeysWithoutIndex, &dsn, &[]).await;
         let tables: Vec<_> = findings
             .iter()
             .filter_map(|f| f.evidence("table")?.as_str())

@@ -105,34 +105,27 @@ impl Check for IndexBloat {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{finding_about, integer, number, text};
+    use super::super::test_support::{finding_about, integer, number, seeded_database, text};
     use super::*;
     use crate::testkit;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_an_index_after_mass_delete() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
         // Deleting 4 entries in 5 everywhere leaves every leaf page in use but mostly empty.
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE events (id int, kind text);
-                 INSERT INTO events SELECT g, 'k' || (g % 7) FROM generate_series(1, 50000) g;
-                 CREATE INDEX events_id_idx ON events (id);
-                 CREATE INDEX events_lower_kind_idx ON events (lower(kind), id);
-                 DELETE FROM events WHERE id % 5 <> 0;
-                 VACUUM events;
-                 ANALYZE events;
-                 CREATE TABLE dense (id int);
-                 INSERT INTO dense SELECT g FROM generate_series(1, 50000) g;
-                 CREATE INDEX dense_id_idx ON dense (id);
-                 VACUUM ANALYZE dense;",
-            )
-            .expect("create a bloated index");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE events (id int, kind text);
+              INSERT INTO events SELECT g, 'k' || (g % 7) FROM generate_series(1, 50000) g;
+              CREATE INDEX events_id_idx ON events (id);
+              CREATE INDEX events_lower_kind_idx ON events (lower(kind), id);
+              DELETE FROM events WHERE id % 5 <> 0;
+              VACUUM events;
+              ANALYZE events;
+              CREATE TABLE dense (id int);
+              INSERT INTO dense SELECT g FROM generate_series(1, 50000) g;
+              CREATE INDEX dense_id_idx ON dense (id);
+              VACUUM ANALYZE dense;",
+            "create a bloated index",
+        );
         let findings =
             testkit::findings(&IndexBloat, &dsn, &[("min_bytes", 0.0), ("warning", 30.0)]).await;
         let index_named = |name: &str| finding_about(&findings, "index", name);

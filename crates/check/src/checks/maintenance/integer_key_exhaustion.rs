@@ -91,13 +91,8 @@ impl Check for IntegerKeyExhaustion {
     }
 
     async fn run(&self, ctx: &Context<'_>) -> Result<Vec<Finding>, CheckError> {
-        let min_percent = ctx.param("warning").min(ctx.param("critical"));
         let mut findings = Vec::new();
-        for row in ctx.query(SQL, &[&min_percent, &super::limit(ctx)]).await? {
-            let percent: f64 = row.get("percent_used");
-            let Some(severity) = ctx.severity_above(percent) else {
-                continue;
-            };
+        for (severity, percent, row) in super::rows_by_percent_used(ctx, SQL).await? {
             let table: String = row.get("table_name");
             let column: String = row.get("column_name");
             let column_type: String = row.get("column_type");

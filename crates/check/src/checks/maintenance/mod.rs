@@ -53,6 +53,28 @@ fn limit(ctx: &crate::Context<'_>) -> i64 {
     ctx.param("max_findings").max(1.0) as i64
 }
 
+/// The lower of the `warning` and `critical` percentages: rows below it cannot produce a finding,
+/// so the query leaves them out.
+fn min_percent(ctx: &crate::Context<'_>) -> f64 {
+    ctx.param("warning").min(ctx.param("critical"))
+}
+
+/// Runs a range-usage query (`$1` the [`min_percent`], `$2` the [`limit`]) and pairs each row with
+/// its severity by its `percent_used` column, dropping rows below both thresholds.
+async fn rows_by_percent_used(
+    ctx: &crate::Context<'_>,
+    sql: &str,
+) -> Result<Vec<(crate::Severity, f64, tokio_postgres::Row)>, crate::CheckError> {
+    let rows = ctx.query(sql, &[&min_percent(ctx), &limit(ctx)]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let percent: f64 = row.get("percent_used");
+            Some((ctx.severity_above(percent)?, percent, row))
+        })
+        .collect())
+}
+
 /// Adds the `last_autovacuum` and `last_vacuum` evidence from the row's text columns of those
 /// names (NULL when the table was never vacuumed that way).
 fn with_vacuum_times(finding: crate::Finding, row: &tokio_postgres::Row) -> crate::Finding {

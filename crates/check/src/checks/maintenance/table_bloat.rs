@@ -98,32 +98,26 @@ impl Check for TableBloat {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{finding_about, integer, number, text};
+    use super::super::test_support::{finding_about, integer, number, seeded_database, text};
     use super::*;
     use crate::testkit;
     use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_a_table_after_mass_delete() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
         // Deleting 4 rows in 5 everywhere leaves every page in use, so VACUUM cannot truncate.
-        cluster
-            .primary()
-            .psql_db(
-                &db,
-                "CREATE TABLE orders (id int PRIMARY KEY, note text, amount numeric);
-                 INSERT INTO orders SELECT g, md5(g::text), g FROM generate_series(1, 50000) g;
-                 ANALYZE orders;
-                 DELETE FROM orders WHERE id % 5 <> 0;
-                 VACUUM orders;
-                 ANALYZE orders;
-                 CREATE TABLE compact (id int PRIMARY KEY, note text);
-                 INSERT INTO compact SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
-                 VACUUM ANALYZE compact;",
-            )
-            .expect("create a bloated table");
-        let dsn = cluster.primary().dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE orders (id int PRIMARY KEY, note text, amount numeric);
+              INSERT INTO orders SELECT g, md5(g::text), g FROM generate_series(1, 50000) g;
+              ANALYZE orders;
+              DELETE FROM orders WHERE id % 5 <> 0;
+              VACUUM orders;
+              ANALYZE orders;
+              CREATE TABLE compact (id int PRIMARY KEY, note text);
+              INSERT INTO compact SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+              VACUUM ANALYZE compact;",
+            "create a bloated table",
+        );
         let overrides = [
             ("min_bytes", 0.0),
             ("warning_bytes", 0.0),

@@ -143,29 +143,22 @@ impl Check for UnusedIndexes {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{finding_about, integer, number, text};
+    use super::super::test_support::{finding_about, integer, number, seeded_database, text};
     use super::*;
     use crate::testkit;
-    use pgdbre_lab::testing;
 
     #[tokio::test]
     async fn reports_a_never_scanned_index_but_not_a_used_one() {
-        let cluster = testing::shared();
-        let db = testing::fresh_database(cluster);
-        let primary = cluster.primary();
-        primary
-            .psql_db(
-                &db,
-                "CREATE TABLE accounts (id int PRIMARY KEY, owner int, region int);
-                 INSERT INTO accounts SELECT g, g % 1000, g % 10 FROM generate_series(1, 20000) g;
-                 CREATE INDEX accounts_region_idx ON accounts (region);
-                 CREATE INDEX accounts_owner_idx ON accounts (owner);
-                 VACUUM ANALYZE accounts;
-                 SET enable_seqscan = off;
-                 SELECT count(*) FROM accounts WHERE owner = 1;",
-            )
-            .expect("create indexes and use one");
-        let dsn = primary.dsn_for(&db);
+        let dsn = seeded_database(
+            "CREATE TABLE accounts (id int PRIMARY KEY, owner int, region int);
+              INSERT INTO accounts SELECT g, g % 1000, g % 10 FROM generate_series(1, 20000) g;
+              CREATE INDEX accounts_region_idx ON accounts (region);
+              CREATE INDEX accounts_owner_idx ON accounts (owner);
+              VACUUM ANALYZE accounts;
+              SET enable_seqscan = off;
+              SELECT count(*) FROM accounts WHERE owner = 1;",
+            "create indexes and use one",
+        );
         let overrides = [("min_bytes", 0.0), ("min_stats_age_seconds", 0.0)];
         // The scan of accounts_owner_idx reaches the statistics asynchronously: wait for it.
         testkit::eventually(

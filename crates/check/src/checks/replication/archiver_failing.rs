@@ -112,7 +112,7 @@ impl Check for ArchiverFailing {
         let oldest: Option<f64> = row.get("oldest_ready_seconds");
         let by_failure = failing.then_some(Severity::Critical);
         let by_count = ready.and_then(|n| ctx.severity_above(n as f64));
-        let by_age = oldest.and_then(|s| seconds_severity(ctx, s));
+        let by_age = oldest.and_then(|s| ctx.severity_above_seconds(s));
         let Some(severity) = [by_failure, by_count, by_age].into_iter().flatten().max() else {
             return Ok(Vec::new());
         };
@@ -160,17 +160,6 @@ impl Check for ArchiverFailing {
                 "stats_reset",
                 row.get::<_, Option<String>>("stats_reset"),
             )])
-    }
-}
-
-/// Severity of the oldest waiting segment's age against `warning_seconds` / `critical_seconds`.
-fn seconds_severity(ctx: &Context<'_>, seconds: f64) -> Option<Severity> {
-    if seconds >= ctx.param("critical_seconds") {
-        Some(Severity::Critical)
-    } else if seconds >= ctx.param("warning_seconds") {
-        Some(Severity::Warning)
-    } else {
-        None
     }
 }
 

@@ -73,7 +73,7 @@ impl Check for ReplicationLag {
             let streaming = state.as_deref() == Some("streaming");
 
             let by_bytes = lag_bytes.and_then(|b| ctx.severity_above(b as f64));
-            let by_seconds = lag_seconds.and_then(|s| seconds_severity(ctx, s));
+            let by_seconds = lag_seconds.and_then(|s| ctx.severity_above_seconds(s));
             let by_state = (!streaming).then_some(Severity::Warning);
             let Some(severity) = [by_bytes, by_seconds, by_state].into_iter().flatten().max()
             else {
@@ -128,17 +128,6 @@ impl Check for ReplicationLag {
             );
         }
         Ok(findings)
-    }
-}
-
-/// Severity of a replay lag in seconds against `warning_seconds` / `critical_seconds`.
-fn seconds_severity(ctx: &Context<'_>, seconds: f64) -> Option<Severity> {
-    if seconds >= ctx.param("critical_seconds") {
-        Some(Severity::Critical)
-    } else if seconds >= ctx.param("warning_seconds") {
-        Some(Severity::Warning)
-    } else {
-        None
     }
 }
 

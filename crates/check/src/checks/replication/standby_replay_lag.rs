@@ -95,7 +95,7 @@ impl Check for StandbyReplayLag {
         let paused: bool = row.get("replay_paused");
         let delay: Option<f64> = row.get("replay_delay_seconds");
         let by_bytes = lag_bytes.and_then(|b| ctx.severity_above(b as f64));
-        let by_delay = delay.and_then(|s| seconds_severity(ctx, s));
+        let by_delay = delay.and_then(|s| ctx.severity_above_seconds(s));
         let by_pause = paused.then_some(Severity::Warning);
         if let Some(severity) = [by_bytes, by_delay, by_pause].into_iter().flatten().max() {
             let mut reasons = Vec::new();
@@ -154,17 +154,6 @@ impl Check for StandbyReplayLag {
             );
         }
         Ok(findings)
-    }
-}
-
-/// Severity of a replay delay in seconds against `warning_seconds` / `critical_seconds`.
-fn seconds_severity(ctx: &Context<'_>, seconds: f64) -> Option<Severity> {
-    if seconds >= ctx.param("critical_seconds") {
-        Some(Severity::Critical)
-    } else if seconds >= ctx.param("warning_seconds") {
-        Some(Severity::Warning)
-    } else {
-        None
     }
 }
 
