@@ -41,7 +41,7 @@ DATA_SOURCE_NAME="host=$PGHOST port=$PGPORT user=postgres password=$password dbn
 pe_pid=$!; pids+=("$pe_pid")
 pg_port=$(free_port)
 "$PGDBRE" serve --listen "127.0.0.1:$pg_port" --dsn "host=$PGHOST port=$PGPORT user=postgres dbname=bench passfile=$PGPASSFILE" \
-  --check-interval 0 >/tmp/pgdbre-bench-serve.log 2>&1 &
+  --check-interval 0 --probe-interval 0 --store none >/tmp/pgdbre-bench-serve.log 2>&1 &
 pg_pid=$!; pids+=("$pg_pid")
 
 wait_up() {
