@@ -90,6 +90,34 @@ pub struct CheckResult {
     pub duration_ms: f64,
 }
 
+impl CheckResult {
+    /// A result with its findings worst first and its severity derived: the worst finding,
+    /// `Ok` when there is none, `Unknown` when the check failed.
+    pub fn new(
+        meta: &'static CheckMeta,
+        status: Status,
+        mut findings: Vec<Finding>,
+        duration_ms: f64,
+    ) -> Self {
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        let severity = match &status {
+            Status::Error { .. } => Severity::Unknown,
+            _ => findings
+                .iter()
+                .map(|f| f.severity)
+                .max()
+                .unwrap_or(Severity::Ok),
+        };
+        CheckResult {
+            meta,
+            status,
+            severity,
+            findings,
+            duration_ms,
+        }
+    }
+}
+
 /// Everything the catalog found on one target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
@@ -222,26 +250,11 @@ pub(crate) async fn run_one(
                 .map_err(|e| error_status(e, meta, session))
         }
     };
-    let (status, mut findings) = match status_findings {
+    let (status, findings) = match status_findings {
         Ok(findings) => (Status::Ran, findings),
         Err(status) => (status, Vec::new()),
     };
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let severity = match &status {
-        Status::Error { .. } => Severity::Unknown,
-        _ => findings
-            .iter()
-            .map(|f| f.severity)
-            .max()
-            .unwrap_or(Severity::Ok),
-    };
-    CheckResult {
-        meta,
-        status,
-        severity,
-        findings,
-        duration_ms: elapsed_ms(started),
-    }
+    CheckResult::new(meta, status, findings, elapsed_ms(started))
 }
 
 /// Why `meta` cannot run on this session, decided from detected facts before any query.

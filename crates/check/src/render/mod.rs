@@ -70,21 +70,7 @@ mod tests {
     };
 
     fn result(meta: &'static CheckMeta, status: Status, findings: Vec<Finding>) -> CheckResult {
-        let severity = match &status {
-            Status::Error { .. } => Severity::Unknown,
-            _ => findings
-                .iter()
-                .map(|f| f.severity)
-                .max()
-                .unwrap_or(Severity::Ok),
-        };
-        CheckResult {
-            meta,
-            status,
-            severity,
-            findings,
-            duration_ms: 1.5,
-        }
+        CheckResult::new(meta, status, findings, 1.5)
     }
 
     fn report(results: Vec<CheckResult>) -> TargetReport {
