@@ -20,6 +20,8 @@ mod install;
 mod node;
 mod pgbouncer;
 mod process;
+pub mod restored;
+mod s3;
 mod session;
 pub mod testing;
 mod tls;
@@ -29,6 +31,7 @@ pub use error::LabError;
 pub use install::PgInstall;
 pub use node::{Node, Role, StopMode};
 pub use pgbouncer::Pgbouncer;
+pub use s3::S3Server;
 pub use session::BackgroundSession;
 
 use std::time::{Duration, Instant};

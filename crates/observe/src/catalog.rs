@@ -45,6 +45,15 @@ impl CheckCatalog {
         catalog
     }
 
+    /// The last completed run of each target, in the order of `spawn`'s targets (`None` until
+    /// its first run finishes); the dashboard lists their findings.
+    pub fn reports(&self) -> Vec<Option<TargetReport>> {
+        self.last
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// The `pgdbre_check_*` families of the last completed run (empty before the first).
     pub fn render(&self) -> String {
         let last = self

@@ -1,4 +1,5 @@
-//! The HTTP face of `pgdbre serve`: `/metrics`, `/probe?target=`, `/healthz` and an index page.
+//! The HTTP face of `pgdbre serve`: `/metrics`, `/probe?target=`, `/healthz` and the dashboard
+//! at `/` (rendered by [`crate::dashboard`]).
 //!
 //! `/metrics` scrapes every configured target concurrently and appends the last check-catalog
 //! run. `/probe` scrapes one target, postgres_exporter's multi-target pattern: `target` is the
@@ -6,7 +7,9 @@
 //! next probe (a bounded number of them).
 
 use crate::collectors::pgbouncer::Pgbouncer;
-use crate::{encode, merge, CheckCatalog, ProbeOptions, ScrapeOptions, Target};
+use crate::{
+    encode, merge, CheckCatalog, Dashboard, DashboardConfig, ProbeOptions, ScrapeOptions, Target,
+};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -38,6 +41,8 @@ pub struct ServeConfig {
     /// The synthetic probes of every configured target (not of `/probe` targets); `None`
     /// disables them.
     pub probes: Option<ProbeOptions>,
+    /// The SLO spec and state store the dashboard at `/` evaluates.
+    pub dashboard: DashboardConfig,
 }
 
 struct App {
@@ -46,6 +51,7 @@ struct App {
     probes: Mutex<Vec<(String, Arc<Target>)>>,
     options: Arc<ScrapeOptions>,
     catalog: Option<CheckCatalog>,
+    dashboard: Dashboard,
 }
 
 /// Binds `config.listen` and serves until SIGINT or SIGTERM. Returns the bind error, if any.
@@ -75,6 +81,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
         probes: Mutex::new(Vec::new()),
         options,
         catalog,
+        dashboard: Dashboard::new(config.dashboard),
     });
     let names: Vec<&str> = app.targets.iter().map(|t| t.name()).collect();
     tracing::info!(listen = %listener.local_addr()?, targets = ?names, "serving metrics");
@@ -107,29 +114,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The dashboard, from a fresh scrape of every target and the catalog's last run.
 async fn index(State(app): State<Arc<App>>) -> Html<String> {
-    let targets: String = app
-        .targets
-        .iter()
-        .map(|t| format!("<li>{}</li>", html_escape(t.name())))
-        .collect();
-    let collectors: String = crate::collectors::all()
-        .iter()
-        .map(|c| {
-            format!(
-                "<li><code>{}</code>: {}</li>",
-                c.id(),
-                html_escape(&c.describe().replace('`', ""))
-            )
-        })
-        .collect();
-    Html(format!(
-        "<!doctype html><html><head><title>pgdbre serve</title></head><body>\
-         <h1>pgdbre serve</h1><ul><li><a href=\"/metrics\">/metrics</a></li>\
-         <li><a href=\"/probe?target=\">/probe?target=&lt;DSN or name&gt;</a></li>\
-         <li><a href=\"/healthz\">/healthz</a></li></ul>\
-         <h2>Targets</h2><ul>{targets}</ul><h2>Collectors</h2><ul>{collectors}</ul></body></html>"
-    ))
+    let scrapes = join_all(app.targets.iter().map(|t| t.scrape())).await;
+    let families: Vec<_> = scrapes.into_iter().flatten().collect();
+    let names: Vec<String> = app.targets.iter().map(|t| t.name().to_owned()).collect();
+    let reports = app.catalog.as_ref().map(CheckCatalog::reports);
+    Html(app.dashboard.render(&names, &families, reports).await)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -183,11 +174,4 @@ async fn find_target(app: &App, wanted: &str) -> Result<Arc<Target>, String> {
 
 fn exposition(body: String) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -5,10 +5,12 @@
 //! server and runs every collector of the registry in `collectors/mod.rs` concurrently on it,
 //! each under its own timeout → the families are merged across targets and written by our own
 //! encoder in [`exposition`]. The health-check catalog of `pgdbre-check` runs on its own,
-//! slower interval in [`catalog`]; a scrape only reads its last result.
+//! slower interval in [`catalog`]; a scrape only reads its last result. The HTML dashboard at
+//! `/` ([`dashboard`]) shows SLOs from the state store, the catalog's findings and replica lag.
 
 mod catalog;
 pub mod collectors;
+pub mod dashboard;
 pub mod exposition;
 pub mod http;
 mod options;
@@ -16,6 +18,7 @@ pub mod probes;
 mod target;
 
 pub use catalog::CheckCatalog;
+pub use dashboard::{Dashboard, DashboardConfig};
 pub use exposition::{encode, merge, Family, Histogram, MetricType, Sample};
 pub use http::{serve, ServeConfig};
 pub use options::{parse_duration, ScrapeOptions};

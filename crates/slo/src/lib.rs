@@ -2,8 +2,9 @@
 //! generate Prometheus recording and alerting rules (and `promtool` tests for them).
 //!
 //! Pure: no I/O beyond reading the spec file. `pgdbre serve` produces the metrics named in
-//! [`metrics`]; Prometheus evaluates the rules from [`rules`]; `pgdbre slo` and, later,
-//! `pgdbre gate` and `pgdbre slo status` use [`budget`] on counts from the state store.
+//! [`metrics`]; Prometheus evaluates the rules from [`rules`]; `pgdbre slo status`, `pgdbre gate`
+//! and the dashboard evaluate SLOs with [`status`] on counts from an [`EventSource`]: the state
+//! store (through its `Store` trait) or Prometheus (`pgdbre-prometheus`).
 //! The spec format and every definition are documented in `docs/slo.md`.
 
 pub mod budget;
@@ -15,9 +16,12 @@ pub mod promtool_tests;
 pub mod rules;
 pub mod sli;
 pub mod spec;
+pub mod status;
+mod store_source;
 
 pub use budget::{evaluate, evaluate_slices, Evaluation, EventCounts, Objective, SliceCounts};
 pub use duration::Span;
 pub use profile::{Profile, Severity, WindowPair};
 pub use sli::{DrillOutcome, SliKind, Target};
 pub use spec::{Action, BurnPolicy, Slo, Spec, SpecError};
+pub use status::{EventSource, SliCounts};

@@ -99,13 +99,38 @@ fn bad_comparison(slo: &Slo) -> &'static str {
     }
 }
 
-/// PromQL for the bad-event ratio of `slo` over `window`; `None` for restore time (drills are
-/// events far rarer than any alerting window).
-pub fn bad_ratio_expr(spec: &Spec, slo: &Slo, window: Span) -> Option<String> {
+/// Which events the `counted` series of [`SliSeries::Events`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Good,
+    Bad,
+}
+
+/// What an SLI counts, as PromQL selectors: the one description the recording rules, the
+/// `min_events` guard and `pgdbre slo status --prometheus` ([`count_exprs`]) are built from, so
+/// they cannot disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SliSeries {
+    /// Counted events: `total` selects the counter of every event, `counted` the good ones
+    /// (latency: the histogram bucket at the target) or the bad ones (errors).
+    Events {
+        counted: String,
+        kind: Counted,
+        total: String,
+    },
+    /// One-minute time slices: `worst` is the worst value of the last minute (an instant
+    /// expression, absent when nothing was sampled), `bad_minute` is 1 for a bad minute, 0 for a
+    /// good one.
+    Minutes { worst: String, bad_minute: String },
+}
+
+/// The series of `slo`; `None` for restore time (drills are events far rarer than any
+/// alerting window, and not counted by Prometheus).
+pub fn sli_series(spec: &Spec, slo: &Slo) -> Option<SliSeries> {
     let total = metrics::PROBE_TOTAL;
     match slo.kind {
-        SliKind::Latency { probe, .. } => {
-            let good = selector(
+        SliKind::Latency { probe, .. } => Some(SliSeries::Events {
+            counted: selector(
                 &format!("{}_bucket", metrics::PROBE_DURATION_SECONDS),
                 &matchers(
                     spec,
@@ -114,55 +139,95 @@ pub fn bad_ratio_expr(spec: &Spec, slo: &Slo, window: Span) -> Option<String> {
                         ("le=~", metrics::le_matcher(slo.target.value)),
                     ],
                 ),
-            );
-            let all = selector(total, &matchers(spec, &[("probe", probe.label().into())]));
-            // Failed probes are in the total but not in the histogram: they count as slow.
-            Some(format!(
-                "1 - ((sum(rate({good}[{window}])) or vector(0)) / sum(rate({all}[{window}])))"
-            ))
-        }
-        SliKind::ErrorRate => {
-            let bad = selector(
+            ),
+            kind: Counted::Good,
+            total: selector(total, &matchers(spec, &[("probe", probe.label().into())])),
+        }),
+        SliKind::ErrorRate => Some(SliSeries::Events {
+            counted: selector(
                 total,
                 &matchers(spec, &[("result", metrics::RESULT_ERROR.into())]),
-            );
-            let all = selector(total, &matchers(spec, &[]));
-            Some(format!(
-                "(sum(rate({bad}[{window}])) or vector(0)) / sum(rate({all}[{window}]))"
-            ))
-        }
+            ),
+            kind: Counted::Bad,
+            total: selector(total, &matchers(spec, &[])),
+        }),
         SliKind::ReplicaLag => {
+            // A minute is bad when the worst standby's worst sample in it misses the target.
             let lag = selector(metrics::REPLICA_LAG_SECONDS, &matchers(spec, &[]));
-            // A minute is bad when the worst standby's worst sample in it misses the target;
-            // the ratio is bad minutes / minutes with a sample.
-            Some(format!(
-                "avg_over_time((max(max_over_time({lag}[1m])) {} bool {})[{window}:1m])",
+            let worst = format!("max(max_over_time({lag}[1m]))");
+            let bad_minute = format!(
+                "{worst} {} bool {}",
                 bad_comparison(slo),
                 format_number(slo.target.value)
-            ))
+            );
+            Some(SliSeries::Minutes { worst, bad_minute })
         }
         SliKind::RestoreTime => None,
     }
 }
 
-/// PromQL counting the SLO's events over `window`, for the `min_events` guard.
+/// PromQL for the bad-event ratio of `slo` over `window`; `None` for restore time.
+pub fn bad_ratio_expr(spec: &Spec, slo: &Slo, window: Span) -> Option<String> {
+    Some(match sli_series(spec, slo)? {
+        // Failed probes are in the total but not in the histogram: they count as slow.
+        SliSeries::Events {
+            counted,
+            kind: Counted::Good,
+            total,
+        } => format!(
+            "1 - ((sum(rate({counted}[{window}])) or vector(0)) / sum(rate({total}[{window}])))"
+        ),
+        SliSeries::Events {
+            counted,
+            kind: Counted::Bad,
+            total,
+        } => {
+            format!("(sum(rate({counted}[{window}])) or vector(0)) / sum(rate({total}[{window}]))")
+        }
+        // Bad minutes / minutes with a sample.
+        SliSeries::Minutes { bad_minute, .. } => {
+            format!("avg_over_time(({bad_minute})[{window}:1m])")
+        }
+    })
+}
+
+/// PromQL counting the SLO's events over `window` (probes, or minutes with a sample), for the
+/// `min_events` guard.
 pub fn events_expr(spec: &Spec, slo: &Slo, window: Span) -> Option<String> {
-    let total = metrics::PROBE_TOTAL;
-    match slo.kind {
-        SliKind::Latency { probe, .. } => Some(format!(
-            "sum(increase({}[{window}]))",
-            selector(total, &matchers(spec, &[("probe", probe.label().into())]))
-        )),
-        SliKind::ErrorRate => Some(format!(
-            "sum(increase({}[{window}]))",
-            selector(total, &matchers(spec, &[]))
-        )),
-        SliKind::ReplicaLag => Some(format!(
-            "count_over_time(max({})[{window}:1m])",
-            selector(metrics::REPLICA_LAG_SECONDS, &matchers(spec, &[]))
-        )),
-        SliKind::RestoreTime => None,
-    }
+    Some(match sli_series(spec, slo)? {
+        SliSeries::Events { total, .. } => format!("sum(increase({total}[{window}]))"),
+        SliSeries::Minutes { worst, .. } => format!("count_over_time({worst}[{window}:1m])"),
+    })
+}
+
+/// PromQL for the counts of one SLO over one window, each an instant query returning at most
+/// one sample (none when there is no series at all).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CountExprs {
+    /// `counted` good (or bad, per `kind`) events and `total` events.
+    Events {
+        counted: String,
+        kind: Counted,
+        total: String,
+    },
+    /// Bad minutes and minutes with a sample.
+    Minutes { bad: String, observed: String },
+}
+
+/// The count queries of `slo` over `window`; `None` for restore time.
+pub fn count_exprs(spec: &Spec, slo: &Slo, window: Span) -> Option<CountExprs> {
+    let observed = events_expr(spec, slo, window)?;
+    Some(match sli_series(spec, slo)? {
+        SliSeries::Events { counted, kind, .. } => CountExprs::Events {
+            counted: format!("sum(increase({counted}[{window}]))"),
+            kind,
+            total: observed,
+        },
+        SliSeries::Minutes { bad_minute, .. } => CountExprs::Minutes {
+            bad: format!("sum_over_time(({bad_minute})[{window}:1m])"),
+            observed,
+        },
+    })
 }
 
 fn slo_labels(spec: &Spec, slo: &Slo) -> BTreeMap<String, String> {
@@ -530,6 +595,28 @@ burn_policies:
             "avg_over_time((max(max_over_time(pgdbre_replica_lag_seconds[1m])) > bool 5)[1h:1m])"
         );
         assert_eq!(bad_ratio_expr(&spec, &spec.slos[3], w), None);
+    }
+
+    #[test]
+    fn count_queries_share_the_selectors_of_the_rules() {
+        let spec = spec();
+        let w: Span = "1h".parse().unwrap();
+        assert_eq!(
+            count_exprs(&spec, &spec.slos[0], w).unwrap(),
+            CountExprs::Events {
+                counted: "sum(increase(pgdbre_probe_duration_seconds_bucket{probe=\"read\",le=~\"0\\\\.04\"}[1h]))".into(),
+                kind: Counted::Good,
+                total: "sum(increase(pgdbre_probe_total{probe=\"read\"}[1h]))".into(),
+            }
+        );
+        assert_eq!(
+            count_exprs(&spec, &spec.slos[2], w).unwrap(),
+            CountExprs::Minutes {
+                bad: "sum_over_time((max(max_over_time(pgdbre_replica_lag_seconds[1m])) > bool 5)[1h:1m])".into(),
+                observed: "count_over_time(max(max_over_time(pgdbre_replica_lag_seconds[1m]))[1h:1m])".into(),
+            }
+        );
+        assert_eq!(count_exprs(&spec, &spec.slos[3], w), None);
     }
 
     #[test]

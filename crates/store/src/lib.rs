@@ -1,20 +1,23 @@
 //! The state store: what `pgdbre serve` measured, kept per minute so `pgdbre slo status` and
 //! `pgdbre gate` can compute error budgets and burn rates without Prometheus.
 //!
-//! One trait, [`Store`], so a PostgreSQL-backed store can come later; [`SqliteStore`] is the
+//! It stores counts and knows nothing about SLOs: `pgdbre_slo` reads any [`Store`] as an event
+//! source and decides what the counts mean. One trait, so a PostgreSQL-backed store can come later; [`SqliteStore`] is the
 //! embedded default (one file, WAL mode). What is kept, per minute:
 //!
 //! * per server and probe (`read` | `commit`): attempts, errors, and for each bucket bound of
 //!   `pgdbre_probe_duration_seconds` the successful probes at or under it (cumulative, as a
 //!   Prometheus histogram);
-//! * per server and standby: the highest replica lag seen in that minute.
+//! * per server and standby: the highest replica lag seen in that minute;
+//! * per DR drill (`pgdbre drill`): its evidence ([`DrillRecord`]), never pruned.
 //!
 //! Bounded: rows older than the retention (35 days by default) are pruned on write. Every write
 //! is one transaction, so samples already written survive a crash or a failed later write.
 
+mod drills;
 mod sqlite;
-pub mod status;
 
+pub use drills::DrillRecord;
 pub use sqlite::SqliteStore;
 
 use std::path::PathBuf;
@@ -117,6 +120,13 @@ pub trait Store: Send {
 
     /// The newest minute with any sample, if there is one.
     fn latest_minute(&self) -> Result<Option<Minute>, StoreError>;
+
+    /// Records one DR drill's evidence in its own transaction and returns the id it got.
+    fn record_drill(&mut self, drill: &DrillRecord) -> Result<i64, StoreError>;
+
+    /// The drills that finished between `from` and `to` (Unix milliseconds, inclusive), oldest
+    /// first.
+    fn drills(&self, from: i64, to: i64) -> Result<Vec<DrillRecord>, StoreError>;
 }
 
 /// The minute containing `time`.

@@ -1,7 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode.
 
+use crate::drills;
 use crate::{
-    bound_micros, Batch, Minute, ProbeTotals, Range, Store, StoreError, DEFAULT_RETENTION_DAYS,
+    bound_micros, Batch, DrillRecord, Minute, ProbeTotals, Range, Store, StoreError,
+    DEFAULT_RETENTION_DAYS,
 };
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -56,6 +58,16 @@ impl SqliteStore {
             })?;
         }
         let connection = Connection::open(path).map_err(|e| classify(path, e))?;
+        // SQLite silently opens a file this user may not write read-only; say so now rather
+        // than at the first write, minutes into `serve`.
+        if connection
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| classify(path, e))?
+        {
+            return Err(StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
         let store = SqliteStore::with(path, connection)?;
         store
             .connection
@@ -64,6 +76,10 @@ impl SqliteStore {
         store
             .connection
             .execute_batch(SCHEMA)
+            .map_err(|e| classify(path, e))?;
+        store
+            .connection
+            .execute_batch(drills::SCHEMA)
             .map_err(|e| classify(path, e))?;
         Ok(store)
     }
@@ -278,6 +294,14 @@ impl Store for SqliteStore {
             .optional()
             .map(Option::flatten)
             .map_err(|e| self.err(e))
+    }
+
+    fn record_drill(&mut self, drill: &DrillRecord) -> Result<i64, StoreError> {
+        drills::insert(&self.connection, drill).map_err(|e| self.err(e))
+    }
+
+    fn drills(&self, from: i64, to: i64) -> Result<Vec<DrillRecord>, StoreError> {
+        drills::finished_between(&self.connection, from, to).map_err(|e| self.err(e))
     }
 }
 

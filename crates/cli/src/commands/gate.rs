@@ -1,14 +1,13 @@
 //! `pgdbre gate`: the deploy/migration gate. Evaluates the spec's `burn_policies` on what
-//! `pgdbre serve --store` recorded and exits non-zero when a policy says freeze. The logic is in
-//! `pgdbre_store::status` (counts) and `pgdbre_slo::budget` (burn rates); this file decides and
-//! prints.
+//! `pgdbre serve --store` recorded (or on Prometheus, `--prometheus`) and exits non-zero when a
+//! policy says freeze. The evaluation is `pgdbre_slo::status::check_policies`; this file decides
+//! and prints.
 
-use super::slo::{open_store, Output};
+use super::slo::{Output, Source, SourceArgs};
 use clap::{Args, ValueEnum};
 use pgdbre_slo::budget::format_number;
+use pgdbre_slo::status::PolicyCheck;
 use pgdbre_slo::{Action, Spec};
-use pgdbre_store::minute_of;
-use pgdbre_store::status::{check_policies, PolicyCheck};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,17 +29,15 @@ pub enum Change {
 #[command(
     after_help = "Exit status: 0 the change may ship; 1 a burn policy says freeze (one line \
 says which SLO, burn rate, window and policy); 2 some data is unknown and --fail-on-unknown is \
-set; 3 unusable spec or state store.\nUnknown data (no samples, fewer than min_events) does not \
+set; 3 unusable spec, state store or Prometheus (unreachable, or a query error).\nUnknown data (no samples, fewer than min_events) does not \
 block by default; the output says so."
 )]
 pub struct GateArgs {
     /// The SLO spec whose `burn_policies` decide.
     #[arg(long = "policy", value_name = "FILE")]
     pub policy: PathBuf,
-    /// The state store `pgdbre serve --store` writes (default: $XDG_STATE_HOME/pgdbre/state.db,
-    /// else ~/.local/state/pgdbre/state.db).
-    #[arg(long, value_name = "PATH")]
-    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Only the freeze action for this kind of change blocks (freeze-deploys or
     /// freeze-migrations); without it either blocks.
     #[arg(long, value_enum, value_name = "KIND")]
@@ -90,14 +87,14 @@ pub fn run(args: GateArgs) -> ExitCode {
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let store = match open_store(args.store.as_deref()) {
-        Ok(store) => store,
+    let source = match Source::open(&args.source) {
+        Ok(source) => source,
         Err(error) => {
             eprintln!("pgdbre gate: {error}");
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let checks = match check_policies(&store, &spec, minute_of(SystemTime::now())) {
+    let checks = match source.check_policies(&spec, SystemTime::now()) {
         Ok(checks) => checks,
         Err(error) => {
             eprintln!("pgdbre gate: {error}");

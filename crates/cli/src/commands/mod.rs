@@ -1,10 +1,17 @@
 //! Subcommands. Each file renders one command; domain logic lives in the capability crates.
 
+pub mod backup;
 pub mod check;
+pub mod drill;
+pub mod expire;
 pub mod gate;
+pub mod info;
 pub mod lab;
+pub mod restore;
 pub mod serve;
 pub mod slo;
+pub mod verify;
+pub mod wal;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +31,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the health-check catalog against one or more servers.
     Check(check::CheckArgs),
+    /// Back up PGDATA into a deduplicating, compressed, checksummed repository.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory and set up its recovery.
+    Restore(restore::RestoreArgs),
+    /// List the backups in a repository with sizes, LSN ranges and ratios.
+    Info(info::InfoArgs),
+    /// Check every manifest, block and WAL file of a repository.
+    Verify(verify::VerifyArgs),
+    /// Archive and restore WAL: `wal push` for archive_command, `wal fetch` for restore_command.
+    #[command(subcommand)]
+    Wal(wal::WalCommand),
+    /// Apply backup retention and delete what no retained or running backup needs.
+    Expire(expire::ExpireArgs),
+    /// DR drill: restore into a scratch server, run smoke SQL, measure RTO/RPO, record evidence.
+    Drill(drill::DrillArgs),
     /// Local PostgreSQL clusters (primary + streaming replicas) from the installed binaries.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -55,6 +77,13 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Drill(args) => drill::run(args),
+        Command::Backup(args) => backup::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Wal(command) => wal::run(command),
+        Command::Expire(args) => expire::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Lab(command) => lab::run(command),
         Command::Serve(args) => serve::run(args),

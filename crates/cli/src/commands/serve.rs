@@ -1,10 +1,13 @@
-//! `pgdbre serve`: the Prometheus exporter. Parses and validates the arguments, resolves every
-//! DSN before binding anything, then hands over to `pgdbre_observe::serve`.
+//! `pgdbre serve`: the Prometheus exporter and the HTML dashboard. Parses and validates the
+//! arguments (every DSN, the `--slo` spec), before binding anything, then hands over to
+//! `pgdbre_observe::serve`.
 
 use clap::Args;
-use pgdbre_observe::{parse_duration, ProbeOptions, ScrapeOptions, ServeConfig};
+use pgdbre_observe::{parse_duration, DashboardConfig, ProbeOptions, ScrapeOptions, ServeConfig};
 use pgdbre_pg::ConnConfig;
+use pgdbre_slo::Spec;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +16,8 @@ const USAGE_ERROR: u8 = 3;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Endpoints: /metrics (every --dsn), /probe?target=<name or DSN>, /healthz, /.\n\
+    after_help = "Endpoints: /metrics (every --dsn), /probe?target=<name or DSN>, /healthz, and / (the\n\
+dashboard: SLOs from --slo and --store, check findings, replica lag; see docs/dashboard.md).\n\
 Without --dsn the connection comes from PGHOST, PGPORT, PGUSER, PGDATABASE, ... as for psql.\n\
 Metric names follow postgres_exporter 0.11; see docs/metrics.md."
 )]
@@ -66,23 +70,43 @@ pub struct ServeArgs {
     /// ~/.local/state/pgdbre/state.db); `none` disables it.
     #[arg(long, value_name = "PATH")]
     pub store: Option<String>,
+    /// SLO spec (YAML, see docs/slo.md) whose budgets and burn rates the dashboard at / shows,
+    /// evaluated from --store; checked at start like `pgdbre slo validate`.
+    #[arg(long = "slo", value_name = "FILE")]
+    pub slo: Option<PathBuf>,
 }
 
-/// Opens the state store `--store` names for writing; `Ok(None)` for `--store none`.
-fn open_store(store: Option<&str>) -> Result<Option<pgdbre_observe::probes::Recorder>, String> {
-    let path = match store {
-        Some("none") => return Ok(None),
-        Some(path) => std::path::PathBuf::from(path),
-        None => pgdbre_store::default_path().ok_or(
+/// The state store `--store` names; `Ok(None)` for `--store none`.
+fn store_path(store: Option<&str>) -> Result<Option<PathBuf>, String> {
+    match store {
+        Some("none") => Ok(None),
+        Some(path) => Ok(Some(PathBuf::from(path))),
+        None => pgdbre_store::default_path().map(Some).ok_or_else(|| {
             "no default state store path (neither XDG_STATE_HOME nor HOME is set); \
-             hint: pass --store PATH or --store none",
-        )?,
-    };
-    let store = pgdbre_store::SqliteStore::open(&path).map_err(|e| e.to_string())?;
-    Ok(Some(pgdbre_observe::probes::Recorder::new(Box::new(store))))
+             hint: pass --store PATH or --store none"
+                .to_string()
+        }),
+    }
+}
+
+/// Opens the state store at `path` for the probes to write.
+fn open_store(path: &std::path::Path) -> Result<pgdbre_observe::probes::Recorder, String> {
+    let store = pgdbre_store::SqliteStore::open(path).map_err(|e| e.to_string())?;
+    Ok(pgdbre_observe::probes::Recorder::new(Box::new(store)))
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
+    // The spec first: a typo in it is reported as FILE:LINE before anything else happens.
+    let slo = match &args.slo {
+        None => None,
+        Some(file) => match Spec::load(file) {
+            Ok(spec) => Some((file.clone(), spec)),
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        },
+    };
     let dsns: Vec<Option<&str>> = if args.dsns.is_empty() {
         vec![None]
     } else {
@@ -125,16 +149,25 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("pgdbre serve: --connect-timeout and --collector-timeout must be more than 0");
         return ExitCode::from(USAGE_ERROR);
     }
-    let recorder = if args.probe_interval.is_zero() {
-        None
-    } else {
-        match open_store(args.store.as_deref()) {
-            Ok(recorder) => recorder,
+    let store = match store_path(args.store.as_deref()) {
+        Ok(store) => store,
+        // Nothing would read or write it.
+        Err(_) if args.probe_interval.is_zero() && slo.is_none() => None,
+        Err(error) => {
+            eprintln!("pgdbre serve: {error}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    // Without probes nothing is written, but the dashboard still reads what the store holds.
+    let recorder = match store.as_deref().filter(|_| !args.probe_interval.is_zero()) {
+        None => None,
+        Some(path) => match open_store(path) {
+            Ok(recorder) => Some(recorder),
             Err(error) => {
                 eprintln!("pgdbre serve: {error}");
                 return ExitCode::from(USAGE_ERROR);
             }
-        }
+        },
     };
     let config = ServeConfig {
         listen: args.listen,
@@ -156,6 +189,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             connect_timeout: args.connect_timeout,
             recorder,
         }),
+        dashboard: DashboardConfig { slo, store },
     };
     // One thread: a scrape waits on the server, not the CPU, and its collectors already run
     // concurrently on the session; every extra worker thread costs a malloc arena of RSS.

@@ -1,11 +1,13 @@
-//! `pgdbre slo`: SLOs as code. Validate a spec, explain it, and generate Prometheus rules (and
-//! promtool tests for them). All logic lives in `pgdbre-slo`; this file parses and prints.
+//! `pgdbre slo`: SLOs as code. Validate a spec, explain it, generate Prometheus rules (and
+//! promtool tests for them), and show budgets and burn rates from the state store or Prometheus.
+//! All logic lives in `pgdbre-slo`; this file parses and prints.
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
+use pgdbre_prometheus::Prometheus;
 use pgdbre_slo::budget::format_number;
+use pgdbre_slo::status::{self, PolicyCheck, SloStatus, WindowStatus};
 use pgdbre_slo::{promtool_tests, rules, Evaluation, Spec};
-use pgdbre_store::status::{self, SloStatus, WindowStatus};
-use pgdbre_store::{minute_of, SqliteStore};
+use pgdbre_store::SqliteStore;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,20 +47,89 @@ pub enum SloCommand {
         )]
         rule_file: String,
     },
-    /// Error budgets and burn rates of each SLO, from what `pgdbre serve --store` recorded.
+    /// Error budgets and burn rates of each SLO, from what `pgdbre serve --store` recorded or
+    /// from a Prometheus that scrapes `pgdbre serve`.
     #[command(
         after_help = "Missing data or fewer events than min_events is `unknown`, never met.\n\
-Exit status: 0 evaluated (whatever the verdicts), 3 unusable spec or state store."
+Exit status: 0 evaluated (whatever the verdicts), 3 unusable spec, state store or Prometheus."
     )]
     Status {
         file: PathBuf,
-        /// The state store `pgdbre serve --store` writes (default: $XDG_STATE_HOME/pgdbre/state.db,
-        /// else ~/.local/state/pgdbre/state.db).
-        #[arg(long, value_name = "PATH")]
-        store: Option<PathBuf>,
+        #[command(flatten)]
+        source: SourceArgs,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+}
+
+/// Where `slo status` and `gate` read SLI counts from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The state store `pgdbre serve --store` writes (default: $XDG_STATE_HOME/pgdbre/state.db,
+    /// else ~/.local/state/pgdbre/state.db).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// Read the counts from this Prometheus (base URL of its HTTP API, e.g.
+    /// http://localhost:9090), which scrapes `pgdbre serve`, instead of the state store.
+    #[arg(long, value_name = "URL", conflicts_with = "store")]
+    pub prometheus: Option<String>,
+}
+
+/// An opened source of SLI counts.
+pub(crate) enum Source {
+    Store(SqliteStore),
+    Prometheus(Prometheus),
+}
+
+impl Source {
+    /// Opens `--prometheus` or `--store` (or the default store path).
+    pub(crate) fn open(args: &SourceArgs) -> Result<Source, String> {
+        if let Some(url) = &args.prometheus {
+            return Prometheus::new(url)
+                .map(Source::Prometheus)
+                .map_err(|e| e.to_string());
+        }
+        let path = match &args.store {
+            Some(path) => path.clone(),
+            None => pgdbre_store::default_path().ok_or(
+                "no default state store path (neither XDG_STATE_HOME nor HOME is set); \
+                 hint: pass --store PATH",
+            )?,
+        };
+        SqliteStore::open_read_only(&path)
+            .map(Source::Store)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `("store", path)` or `("prometheus", url without credentials)`.
+    pub(crate) fn describe(&self) -> (&'static str, String) {
+        match self {
+            Source::Store(store) => ("store", store.path().display().to_string()),
+            Source::Prometheus(prometheus) => ("prometheus", prometheus.url().to_string()),
+        }
+    }
+
+    pub(crate) fn status(&self, spec: &Spec, now: SystemTime) -> Result<Vec<SloStatus>, String> {
+        match self {
+            Source::Store(store) => status::status(store, spec, now).map_err(|e| e.to_string()),
+            Source::Prometheus(p) => status::status(p, spec, now).map_err(|e| e.to_string()),
+        }
+    }
+
+    pub(crate) fn check_policies(
+        &self,
+        spec: &Spec,
+        now: SystemTime,
+    ) -> Result<Vec<PolicyCheck>, String> {
+        match self {
+            Source::Store(store) => {
+                status::check_policies(store, spec, now).map_err(|e| e.to_string())
+            }
+            Source::Prometheus(p) => {
+                status::check_policies(p, spec, now).map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 /// Output format of `slo status` and `gate`.
@@ -140,25 +211,13 @@ pub fn run(command: SloCommand) -> ExitCode {
         }),
         SloCommand::Status {
             file,
-            store,
+            source,
             output,
-        } => status_command(&file, store.as_deref(), output),
+        } => status_command(&file, &source, output),
     }
 }
 
-/// Opens the state store for reading: `--store` or the default path.
-pub(crate) fn open_store(store: Option<&Path>) -> Result<SqliteStore, String> {
-    let path = match store {
-        Some(path) => path.to_path_buf(),
-        None => pgdbre_store::default_path().ok_or(
-            "no default state store path (neither XDG_STATE_HOME nor HOME is set); \
-             hint: pass --store PATH",
-        )?,
-    };
-    SqliteStore::open_read_only(&path).map_err(|e| e.to_string())
-}
-
-fn status_command(file: &Path, store: Option<&Path>, output: Output) -> ExitCode {
+fn status_command(file: &Path, source: &SourceArgs, output: Output) -> ExitCode {
     let spec = match Spec::load(file) {
         Ok(spec) => spec,
         Err(error) => {
@@ -166,15 +225,14 @@ fn status_command(file: &Path, store: Option<&Path>, output: Output) -> ExitCode
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let store = match open_store(store) {
-        Ok(store) => store,
+    let source = match Source::open(source) {
+        Ok(source) => source,
         Err(error) => {
             eprintln!("pgdbre slo status: {error}");
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let now = minute_of(SystemTime::now());
-    let statuses = match status::status(&store, &spec, now) {
+    let statuses = match source.status(&spec, SystemTime::now()) {
         Ok(statuses) => statuses,
         Err(error) => {
             eprintln!("pgdbre slo status: {error}");
@@ -182,11 +240,12 @@ fn status_command(file: &Path, store: Option<&Path>, output: Output) -> ExitCode
         }
     };
     let server = status::server_of(&spec);
+    let (source_kind, source_name) = source.describe();
     match output {
         Output::Json => {
             let value = json!({
                 "service": spec.service,
-                "store": store.path().display().to_string(),
+                source_kind: source_name,
                 "server": server,
                 "slos": statuses.iter().map(status_json).collect::<Vec<_>>(),
             });
@@ -197,10 +256,9 @@ fn status_command(file: &Path, store: Option<&Path>, output: Output) -> ExitCode
         }
         Output::Text => {
             println!(
-                "{}: service {}, store {}, server {}",
+                "{}: service {}, {source_kind} {source_name}, server {}",
                 file.display(),
                 spec.service,
-                store.path().display(),
                 server.unwrap_or("(all)")
             );
             for s in &statuses {

@@ -226,6 +226,8 @@ impl Results {
 struct Connection {
     session: Session,
     read: Option<Statement>,
+    /// `read` is [`read::WITHOUT_TABLE`]: the heartbeat table did not exist when it was prepared.
+    read_without_table: bool,
     commit: Option<Statement>,
 }
 
@@ -332,6 +334,7 @@ impl Worker {
         self.connection = Some(Connection {
             session,
             read: None,
+            read_without_table: false,
             commit: None,
         });
         Ok(())
@@ -363,10 +366,17 @@ impl Worker {
         match probe {
             Probe::Read => {
                 if connection.read.is_none() {
-                    let statement = client
-                        .prepare(read::SQL)
-                        .await
-                        .map_err(|e| Failure::query(session, &e))?;
+                    let statement = match client.prepare(read::SQL).await {
+                        Ok(statement) => statement,
+                        Err(error) if read::is_missing_table(&error) => {
+                            connection.read_without_table = true;
+                            client
+                                .prepare(read::WITHOUT_TABLE)
+                                .await
+                                .map_err(|e| Failure::query(session, &e))?
+                        }
+                        Err(error) => return Err(Failure::query(session, &error)),
+                    };
                     connection.read = Some(statement);
                 }
                 let statement = connection.read.as_ref().expect("prepared above");
@@ -375,6 +385,11 @@ impl Worker {
                     .await
                     .map_err(|e| Failure::query(session, &e))?;
                 let took = started.elapsed();
+                if connection.read_without_table && answer.table_exists {
+                    // The next round prepares the real read, which measures replica lag.
+                    connection.read = None;
+                    connection.read_without_table = false;
+                }
                 self.in_recovery = Some(answer.in_recovery);
                 let mut results = self.results.lock().unwrap_or_else(|p| p.into_inner());
                 results.replica_lag = answer

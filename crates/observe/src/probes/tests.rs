@@ -306,3 +306,61 @@ async fn replica_lag_follows_a_replay_pause_and_a_dead_primary_counts_connect_er
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_standby_watched_alone_reads_without_a_heartbeat_and_commits_once_promoted() {
+    let cluster = Cluster::start(LabOptions::new(PgInstall::for_tests()).replicas(1))
+        .expect("private cluster");
+    let standby = &cluster.replicas()[0];
+    // Nothing probes the primary, so nothing creates the heartbeat table.
+    let prober = spawn(&standby.dsn());
+    let limit = Duration::from_secs(30);
+    wait_until(
+        "read probes on a standby without the heartbeat table",
+        limit,
+        || async { prober.families() },
+        |f| count(f, "read", "ok") >= 3.0,
+    )
+    .await;
+    let families = prober.families();
+    assert_eq!(count(&families, "read", "error"), 0.0, "{families:?}");
+    assert_eq!(count(&families, "commit", "ok"), 0.0);
+    assert_eq!(lag(&prober), None, "no heartbeat, no lag figure");
+    assert_eq!(
+        standby
+            .psql("SELECT to_regclass('pgdbre.heartbeat') IS NULL")
+            .unwrap()
+            .trim(),
+        "t"
+    );
+
+    cluster.primary().stop().expect("stop the primary");
+    standby
+        .psql("SELECT pg_catalog.pg_promote()")
+        .expect("promote the standby");
+    // The same probe session sees the promotion: commits start and create the table.
+    wait_until(
+        "commit probes on the promoted standby",
+        limit,
+        || async { prober.families() },
+        |f| count(f, "commit", "ok") >= 2.0,
+    )
+    .await;
+    let reads = count(&prober.families(), "read", "ok");
+    wait_until(
+        "reads of the heartbeat table",
+        limit,
+        || async { prober.families() },
+        |f| count(f, "read", "ok") > reads + 2.0,
+    )
+    .await;
+    let families = prober.families();
+    assert_eq!(count(&families, "read", "error"), 0.0, "{families:?}");
+    assert_eq!(
+        standby
+            .psql("SELECT count(*) FROM pgdbre.heartbeat")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+}

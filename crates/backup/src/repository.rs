@@ -1,0 +1,310 @@
+//! An open repository: its storage, its config, and the codec every object goes through. All
+//! reads verify: objects by their stored checksum, blocks also by their content address.
+//! This is the API that `wal push/fetch`, `expire` and `drill` build on.
+
+use crate::codec::Codec;
+use crate::config::RepoConfig;
+use crate::error::BackupError;
+use crate::key::RepoKey;
+use crate::keys::{self, CONFIG_KEY, FORMAT_VERSION};
+use crate::manifest::Manifest;
+use crate::wal::TimelineId;
+use bytes::Bytes;
+use pgdbre_storage::{Location, PutOutcome, Storage, StorageError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How [`Repository::open`] treats a location without a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// It must exist (restore, info, verify, wal fetch).
+    Existing,
+    /// Create it for this cluster if missing; if present it must belong to this cluster
+    /// (backup, wal push).
+    ForCluster {
+        /// The connected server's `system_identifier`.
+        system_identifier: u64,
+        /// zstd level recorded when creating.
+        compress_level: i32,
+    },
+}
+
+/// What [`Repository::put_wal`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalPut {
+    /// Stored now; the stored size in bytes.
+    Created(u64),
+    /// The same file was already archived (idempotent re-push).
+    AlreadyIdentical,
+    /// A *different* file is archived under that name; nothing was written.
+    Conflict,
+}
+
+/// An open backup repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    storage: Storage,
+    codec: Codec,
+    config: RepoConfig,
+    location: String,
+}
+
+impl Repository {
+    /// Opens the repository at `location` (a path or `s3://bucket/prefix`) with `key`.
+    pub async fn open(
+        location: &str,
+        key: Option<RepoKey>,
+        mode: OpenMode,
+    ) -> Result<Repository, BackupError> {
+        let parsed = Location::parse(location)?;
+        let storage = Storage::open(&parsed).await?;
+        let config = match storage.get(CONFIG_KEY).await {
+            Ok(stored) => RepoConfig::decode(&stored)?,
+            Err(StorageError::NotFound { .. }) => match mode {
+                OpenMode::Existing => {
+                    return Err(BackupError::NoRepository {
+                        location: location.to_string(),
+                    })
+                }
+                OpenMode::ForCluster {
+                    system_identifier,
+                    compress_level,
+                } => create(&storage, key.as_ref(), system_identifier, compress_level).await?,
+            },
+            Err(error) => return Err(error.into()),
+        };
+        if let OpenMode::ForCluster {
+            system_identifier, ..
+        } = mode
+        {
+            if config.system_identifier != system_identifier {
+                return Err(BackupError::OtherCluster {
+                    repository: config.system_identifier,
+                    server: system_identifier,
+                });
+            }
+        }
+        match (&key, config.encrypted) {
+            (None, true) => return Err(BackupError::KeyRequired),
+            (Some(_), false) => return Err(BackupError::KeyForPlainRepository),
+            (Some(key), true)
+                if config.key_check.as_deref() != Some(key.check_value().as_str()) =>
+            {
+                return Err(BackupError::WrongKey)
+            }
+            _ => {}
+        }
+        Ok(Repository {
+            codec: Codec::new(config.compress_level, key),
+            storage,
+            config,
+            location: location.to_string(),
+        })
+    }
+
+    /// Uses `level` instead of the repository's default for objects written from now on.
+    pub fn with_compress_level(mut self, level: i32) -> Repository {
+        self.codec = Codec::new(level, self.codec_key());
+        self
+    }
+
+    fn codec_key(&self) -> Option<RepoKey> {
+        self.codec.key().cloned()
+    }
+
+    /// The underlying storage.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+    /// The codec objects are written and read with.
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+    /// The repository config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+    /// The location as the user gave it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Encodes and stores `plaintext` under `key` only if nothing is there yet. Returns the
+    /// stored size when written, `None` when the key existed.
+    pub async fn put_new(&self, key: &str, plaintext: Vec<u8>) -> Result<Option<u64>, BackupError> {
+        let codec = self.codec.clone();
+        let object_key = key.to_string();
+        let stored = tokio::task::spawn_blocking(move || codec.encode(&object_key, &plaintext))
+            .await
+            .map_err(|error| {
+                BackupError::corrupt(key, format!("encoder task failed: {error}"))
+            })??;
+        let size = stored.len() as u64;
+        match self.storage.put_if_absent(key, Bytes::from(stored)).await? {
+            PutOutcome::Created => Ok(Some(size)),
+            PutOutcome::AlreadyExists => Ok(None),
+        }
+    }
+
+    /// Reads, verifies and decodes the object `key`.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BackupError> {
+        let stored = match self.storage.get(key).await {
+            Ok(stored) => stored,
+            Err(StorageError::NotFound { .. }) => {
+                return Err(BackupError::MissingObject {
+                    key: key.to_string(),
+                })
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let codec = self.codec.clone();
+        let object_key = key.to_string();
+        tokio::task::spawn_blocking(move || codec.decode(&object_key, &stored))
+            .await
+            .map_err(|error| BackupError::corrupt(key, format!("decoder task failed: {error}")))?
+    }
+
+    /// Whether block `hash` is stored.
+    pub async fn has_block(&self, hash: &str) -> Result<bool, BackupError> {
+        Ok(self.storage.size(&keys::block_key(hash)).await?.is_some())
+    }
+
+    /// Stores a chunk under its content address `hash` unless present; the stored size when
+    /// written now.
+    pub async fn put_block(
+        &self,
+        hash: &str,
+        plaintext: Vec<u8>,
+    ) -> Result<Option<u64>, BackupError> {
+        self.put_new(&keys::block_key(hash), plaintext).await
+    }
+
+    /// The plaintext of block `hash`, verified against its stored checksum and its address.
+    pub async fn get_block(&self, hash: &str) -> Result<Vec<u8>, BackupError> {
+        let key = keys::block_key(hash);
+        let plaintext = self.get(&key).await?;
+        if blake3::hash(&plaintext).to_hex().as_str() != hash {
+            return Err(BackupError::corrupt(
+                &key,
+                "content does not match its address",
+            ));
+        }
+        Ok(plaintext)
+    }
+
+    /// Writes `manifest` as the last step of a backup: atomically, and never over another.
+    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let key = keys::manifest_key(&manifest.label);
+        let json = serde_json::to_vec(manifest).map_err(|error| BackupError::Manifest {
+            key: key.clone(),
+            reason: error.to_string(),
+        })?;
+        match self.put_new(&key, json).await? {
+            Some(_) => Ok(()),
+            None => Err(BackupError::Manifest {
+                key,
+                reason: "a backup with this label already exists".into(),
+            }),
+        }
+    }
+
+    /// The manifest of backup `label`, verified.
+    pub async fn manifest(&self, label: &str) -> Result<Manifest, BackupError> {
+        let key = keys::manifest_key(label);
+        let json = match self.get(&key).await {
+            Err(BackupError::MissingObject { .. }) => {
+                return Err(BackupError::NoSuchBackup {
+                    label: label.to_string(),
+                })
+            }
+            other => other?,
+        };
+        serde_json::from_slice(&json)
+            .map_err(|error| BackupError::corrupt(&key, format!("invalid manifest: {error}")))
+    }
+
+    /// Labels of the valid backups (those with a manifest), oldest first.
+    pub async fn labels(&self) -> Result<Vec<String>, BackupError> {
+        let mut labels: Vec<String> = self
+            .storage
+            .list(keys::BACKUPS_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|object| keys::label_of_manifest(&object.key).map(str::to_string))
+            .collect();
+        labels.sort();
+        Ok(labels)
+    }
+
+    /// Archives WAL file `file_name` (a segment or a `.history` file) of `timeline`. Pushing
+    /// the same bytes again is a no-op; different bytes under an existing name are a
+    /// [`WalPut::Conflict`] for the caller to refuse loudly.
+    pub async fn put_wal(
+        &self,
+        timeline: TimelineId,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<WalPut, BackupError> {
+        let key = keys::wal_key(timeline, file_name);
+        let digest = blake3::hash(&bytes);
+        match self.put_new(&key, bytes).await? {
+            Some(size) => Ok(WalPut::Created(size)),
+            None => {
+                let existing = self.get(&key).await?;
+                Ok(if blake3::hash(&existing) == digest {
+                    WalPut::AlreadyIdentical
+                } else {
+                    WalPut::Conflict
+                })
+            }
+        }
+    }
+
+    /// The WAL file `file_name` of `timeline`, verified.
+    pub async fn get_wal(
+        &self,
+        timeline: TimelineId,
+        file_name: &str,
+    ) -> Result<Vec<u8>, BackupError> {
+        self.get(&keys::wal_key(timeline, file_name)).await
+    }
+}
+
+/// Writes the config of a new repository; when another process created it first, uses theirs.
+async fn create(
+    storage: &Storage,
+    key: Option<&RepoKey>,
+    system_identifier: u64,
+    compress_level: i32,
+) -> Result<RepoConfig, BackupError> {
+    storage.check().await?;
+    let config = RepoConfig {
+        format_version: FORMAT_VERSION,
+        system_identifier,
+        compression: "zstd".into(),
+        compress_level,
+        encrypted: key.is_some(),
+        key_check: key.map(RepoKey::check_value),
+        created_unix_ns: now_ns(),
+    };
+    match storage
+        .put_if_absent(CONFIG_KEY, Bytes::from(config.encode()))
+        .await?
+    {
+        PutOutcome::Created => {
+            tracing::info!(
+                system_identifier,
+                encrypted = config.encrypted,
+                "created backup repository"
+            );
+            Ok(config)
+        }
+        PutOutcome::AlreadyExists => RepoConfig::decode(&storage.get(CONFIG_KEY).await?),
+    }
+}
+
+/// Now, in Unix nanoseconds.
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as i64)
+}

@@ -1,0 +1,463 @@
+//! `pgdbre restore`: write a backup's files into a data directory and set it up to recover —
+//! `backup_label`, the backup's WAL in `pg_wal`, `recovery.signal`, and the `restore_command`
+//! and target in `postgresql.auto.conf`. Every block is verified (stored checksum and content
+//! address) before it is written; corrupt data stops the restore with the object and file named.
+//!
+//! `--delta` updates an existing copy in place: a file of the right size is compared chunk by
+//! chunk and only differing chunks are rewritten; anything the backup does not have is removed.
+
+use crate::error::BackupError;
+use crate::key::RepoKey;
+use crate::manifest::{Entry, EntryKind, Manifest};
+use crate::recovery::{
+    recovery_settings, restore_command, strip_recovery_settings, RecoveryTarget, TargetAction,
+};
+use crate::repository::{OpenMode, Repository};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// Blocks of one file fetched ahead of the one being written.
+const BLOCK_PREFETCH: usize = 4;
+
+/// The OS user and group restored files belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// What to restore, where, and how recovery should go.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Repository location.
+    pub repo: String,
+    /// Repository key.
+    pub key: Option<RepoKey>,
+    /// The key file given by the user, named (never inlined) in `restore_command`.
+    pub key_file: Option<PathBuf>,
+    /// Backup label; `None` restores the latest.
+    pub set: Option<String>,
+    /// The data directory to restore into.
+    pub pgdata: PathBuf,
+    /// Update an existing directory in place.
+    pub delta: bool,
+    /// Recovery target.
+    pub target: RecoveryTarget,
+    /// What to do at the target.
+    pub target_action: Option<TargetAction>,
+    /// Files written in parallel.
+    pub jobs: usize,
+    /// Owner of the restored files; `None`: the owner of `pgdata` if it exists, else of its parent.
+    pub owner: Option<Owner>,
+    /// The `pgdbre` executable named in `restore_command`.
+    pub program: PathBuf,
+}
+
+/// The result of a restore.
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    /// The backup restored.
+    pub label: String,
+    /// Files written (wholly or partly).
+    pub files_written: u64,
+    /// Files already identical (delta).
+    pub files_unchanged: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Restores a backup into `options.pgdata`.
+pub async fn restore(options: RestoreOptions) -> Result<RestoreSummary, BackupError> {
+    let began = Instant::now();
+    let repository =
+        Repository::open(&options.repo, options.key.clone(), OpenMode::Existing).await?;
+    let label = match &options.set {
+        Some(label) => label.clone(),
+        None => repository
+            .labels()
+            .await?
+            .pop()
+            .ok_or(BackupError::NoBackups)?,
+    };
+    let manifest = repository.manifest(&label).await?;
+    let pgdata = options.pgdata.clone();
+    let owner = prepare_target(&pgdata, options.delta, options.owner)?;
+    check_tablespace_targets(&manifest, options.delta)?;
+    if options.delta {
+        remove_extraneous(&pgdata, &manifest)?;
+    }
+    create_directories_and_links(&pgdata, &manifest)?;
+
+    let written = AtomicU64::new(0);
+    let unchanged = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let files: Vec<&Entry> = manifest
+        .entries
+        .iter()
+        .filter(|entry| entry.kind == EntryKind::File)
+        .collect();
+    let results: Vec<Result<(), BackupError>> = futures::stream::iter(files)
+        .map(|entry| {
+            let repository = &repository;
+            let pgdata = &pgdata;
+            let (written, unchanged, bytes) = (&written, &unchanged, &bytes);
+            async move {
+                let changed = restore_file(
+                    repository,
+                    pgdata,
+                    entry,
+                    manifest.chunk_size,
+                    options.delta,
+                )
+                .await?;
+                if changed > 0 || entry.size == 0 {
+                    written.fetch_add(1, Ordering::Relaxed);
+                    bytes.fetch_add(changed, Ordering::Relaxed);
+                } else {
+                    unchanged.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<()>, BackupError>>()?;
+
+    write_wal(&repository, &pgdata, &manifest).await?;
+    write_recovery_files(&pgdata, &manifest, &options, &repository)?;
+    set_owner_recursively(&pgdata, owner)?;
+    std::fs::set_permissions(&pgdata, std::fs::Permissions::from_mode(0o700))
+        .map_err(|error| BackupError::io("set permissions of", &pgdata, error))?;
+    tracing::info!(label, pgdata = %pgdata.display(), "restore complete");
+    Ok(RestoreSummary {
+        label,
+        files_written: written.into_inner(),
+        files_unchanged: unchanged.into_inner(),
+        bytes_written: bytes.into_inner(),
+        elapsed: began.elapsed(),
+    })
+}
+
+/// Checks the target directory (creating it if missing) and decides the owner.
+fn prepare_target(pgdata: &Path, delta: bool, owner: Option<Owner>) -> Result<Owner, BackupError> {
+    let existed = pgdata.exists();
+    if existed {
+        let mut entries = std::fs::read_dir(pgdata)
+            .map_err(|error| BackupError::io("list directory", pgdata, error))?;
+        let empty = entries.next().is_none();
+        if !empty && !delta {
+            return Err(BackupError::Target(format!(
+                "{} is not empty; restore into an empty directory, or pass --delta to update an existing copy in place",
+                pgdata.display()
+            )));
+        }
+        if pgdata.join("postmaster.pid").exists() {
+            return Err(BackupError::Target(format!(
+                "{} has a postmaster.pid: PostgreSQL may be running on it; stop it (and remove a stale postmaster.pid) before restoring",
+                pgdata.display()
+            )));
+        }
+    } else {
+        std::fs::create_dir_all(pgdata)
+            .map_err(|error| BackupError::io("create directory", pgdata, error))?;
+    }
+    if let Some(owner) = owner {
+        return Ok(owner);
+    }
+    let reference = if existed {
+        pgdata.to_path_buf()
+    } else {
+        pgdata
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    };
+    let metadata = std::fs::metadata(&reference)
+        .map_err(|error| BackupError::io("stat", &reference, error))?;
+    Ok(Owner {
+        uid: metadata.uid(),
+        gid: metadata.gid(),
+    })
+}
+
+/// Refuses tablespace directories that already hold files: restoring on the backed-up host
+/// would otherwise write into the live cluster's tablespace (remapping is not supported yet).
+fn check_tablespace_targets(manifest: &Manifest, delta: bool) -> Result<(), BackupError> {
+    if delta {
+        return Ok(());
+    }
+    for entry in &manifest.entries {
+        let Some(target) = entry
+            .target
+            .as_deref()
+            .filter(|_| entry.path.starts_with("pg_tblspc/"))
+        else {
+            continue;
+        };
+        let occupied = std::fs::read_dir(target).is_ok_and(|mut entries| entries.next().is_some());
+        if occupied {
+            return Err(BackupError::Target(format!(
+                "tablespace directory {target} (of {}) is not empty and restoring would write into it; \
+                 empty or move it first (tablespace remapping is not supported yet)",
+                entry.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Delta: removes whatever is in `pgdata` that the backup does not list (deepest first).
+fn remove_extraneous(pgdata: &Path, manifest: &Manifest) -> Result<(), BackupError> {
+    let wanted: HashMap<&str, EntryKind> = manifest
+        .entries
+        .iter()
+        .map(|entry| (entry.path.as_str(), entry.kind))
+        .collect();
+    let mut stack = vec![(pgdata.to_path_buf(), String::new())];
+    let mut directories_to_remove = Vec::new();
+    while let Some((directory, relative)) = stack.pop() {
+        let entries = std::fs::read_dir(&directory)
+            .map_err(|error| BackupError::io("list directory", &directory, error))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|error| BackupError::io("list directory", &directory, error))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if relative.is_empty() {
+                name
+            } else {
+                format!("{relative}/{name}")
+            };
+            let absolute = entry.path();
+            let metadata = std::fs::symlink_metadata(&absolute)
+                .map_err(|error| BackupError::io("stat", &absolute, error))?;
+            let kind_matches = match wanted.get(path.as_str()) {
+                Some(EntryKind::Directory) => metadata.is_dir(),
+                Some(EntryKind::File) => metadata.is_file(),
+                Some(EntryKind::Link) => metadata.file_type().is_symlink(),
+                None => false,
+            };
+            if kind_matches {
+                if metadata.is_dir() {
+                    stack.push((absolute, path));
+                }
+                continue;
+            }
+            if metadata.is_dir() {
+                directories_to_remove.push(absolute);
+            } else {
+                std::fs::remove_file(&absolute)
+                    .map_err(|error| BackupError::io("remove", &absolute, error))?;
+            }
+        }
+    }
+    for directory in directories_to_remove {
+        std::fs::remove_dir_all(&directory)
+            .map_err(|error| BackupError::io("remove", &directory, error))?;
+    }
+    Ok(())
+}
+
+fn create_directories_and_links(pgdata: &Path, manifest: &Manifest) -> Result<(), BackupError> {
+    for entry in &manifest.entries {
+        let absolute = pgdata.join(&entry.path);
+        match entry.kind {
+            EntryKind::Directory => {
+                std::fs::create_dir_all(&absolute)
+                    .map_err(|error| BackupError::io("create directory", &absolute, error))?;
+                std::fs::set_permissions(&absolute, std::fs::Permissions::from_mode(entry.mode))
+                    .map_err(|error| BackupError::io("set permissions of", &absolute, error))?;
+            }
+            EntryKind::Link => {
+                let target = entry.target.as_deref().unwrap_or_default();
+                if std::fs::symlink_metadata(&absolute).is_ok() {
+                    continue;
+                }
+                if entry.path.starts_with("pg_tblspc/") {
+                    // The tablespace's directory must exist for its files to be written through the link.
+                    std::fs::create_dir_all(target).map_err(|error| {
+                        BackupError::io("create tablespace directory", target, error)
+                    })?;
+                    std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|error| BackupError::io("set permissions of", target, error))?;
+                }
+                std::os::unix::fs::symlink(target, &absolute)
+                    .map_err(|error| BackupError::io("create link", &absolute, error))?;
+            }
+            EntryKind::File => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes one file; returns the bytes written (0 when a delta found it identical).
+async fn restore_file(
+    repository: &Repository,
+    pgdata: &Path,
+    entry: &Entry,
+    chunk_size: u64,
+    delta: bool,
+) -> Result<u64, BackupError> {
+    let absolute = pgdata.join(&entry.path);
+    let existing_matches_size = delta
+        && std::fs::symlink_metadata(&absolute)
+            .is_ok_and(|metadata| metadata.is_file() && metadata.len() == entry.size);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .read(true)
+        .truncate(!existing_matches_size)
+        .open(&absolute)
+        .map_err(|error| BackupError::io("create", &absolute, error))?;
+    // Delta: keep the chunks that already match.
+    let mut needed = Vec::with_capacity(entry.blocks.len());
+    for (index, hash) in entry.blocks.iter().enumerate() {
+        if existing_matches_size {
+            let length = Manifest::block_len(entry.size, chunk_size, index) as usize;
+            let mut current = vec![0u8; length];
+            let same = file
+                .read_exact_at(&mut current, index as u64 * chunk_size)
+                .is_ok()
+                && crate::chunk::content_address(&current) == *hash;
+            if same {
+                continue;
+            }
+        }
+        needed.push(index);
+    }
+    // Fetch a few blocks ahead while writing, so a large file is not one round trip at a time.
+    let mut fetches = futures::stream::iter(needed)
+        .map(|index| async move { (index, repository.get_block(&entry.blocks[index]).await) })
+        .buffered(BLOCK_PREFETCH);
+    let mut written = 0u64;
+    while let Some((index, fetched)) = fetches.next().await {
+        let data = fetched.map_err(|error| match error {
+            BackupError::Corrupt { key, reason } => BackupError::Corrupt {
+                key,
+                reason: format!("{reason}; needed by {} in this backup", entry.path),
+            },
+            BackupError::MissingObject { key } => BackupError::Corrupt {
+                key,
+                reason: format!("missing; needed by {} in this backup", entry.path),
+            },
+            other => other,
+        })?;
+        file.write_all_at(&data, index as u64 * chunk_size)
+            .map_err(|error| BackupError::io("write", &absolute, error))?;
+        written += data.len() as u64;
+    }
+    file.set_len(entry.size)
+        .map_err(|error| BackupError::io("truncate", &absolute, error))?;
+    if written > 0 || !existing_matches_size {
+        file.sync_all()
+            .map_err(|error| BackupError::io("sync", &absolute, error))?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(entry.mode))
+        .map_err(|error| BackupError::io("set permissions of", &absolute, error))?;
+    let mtime = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
+    file.set_modified(mtime)
+        .map_err(|error| BackupError::io("set the modification time of", &absolute, error))?;
+    Ok(written)
+}
+
+/// Puts the backup's WAL into pg_wal, so recovery reaches consistency without any archive.
+async fn write_wal(
+    repository: &Repository,
+    pgdata: &Path,
+    manifest: &Manifest,
+) -> Result<(), BackupError> {
+    let pg_wal = pgdata.join("pg_wal");
+    std::fs::create_dir_all(&pg_wal)
+        .map_err(|error| BackupError::io("create directory", &pg_wal, error))?;
+    for name in &manifest.wal {
+        let bytes = repository.get_wal(manifest.timeline, name).await?;
+        let path = pg_wal.join(name);
+        std::fs::write(&path, &bytes).map_err(|error| BackupError::io("write", &path, error))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| BackupError::io("set permissions of", &path, error))?;
+    }
+    Ok(())
+}
+
+fn write_recovery_files(
+    pgdata: &Path,
+    manifest: &Manifest,
+    options: &RestoreOptions,
+    repository: &Repository,
+) -> Result<(), BackupError> {
+    let write = |name: &str, contents: &str| {
+        let path = pgdata.join(name);
+        std::fs::write(&path, contents).map_err(|error| BackupError::io("write", &path, error))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| BackupError::io("set permissions of", &path, error))
+    };
+    write("backup_label", &manifest.backup_label)?;
+    match &manifest.tablespace_map {
+        Some(map) => write("tablespace_map", map)?,
+        None => {
+            let _ = std::fs::remove_file(pgdata.join("tablespace_map"));
+        }
+    }
+    let auto_conf_path = pgdata.join("postgresql.auto.conf");
+    let existing = std::fs::read_to_string(&auto_conf_path).unwrap_or_default();
+    let command = restore_command(
+        &options.program,
+        repository.location(),
+        options.key_file.as_deref(),
+    );
+    let text = strip_recovery_settings(&existing)
+        + &recovery_settings(
+            &manifest.label,
+            &command,
+            &options.target,
+            options.target_action,
+        );
+    write("postgresql.auto.conf", &text)?;
+    write("recovery.signal", "")?;
+    let _ = std::fs::remove_file(pgdata.join("standby.signal"));
+    Ok(())
+}
+
+/// Gives everything under `pgdata` (links themselves, not their targets; tablespace directories
+/// too) to `owner`.
+fn set_owner_recursively(pgdata: &Path, owner: Owner) -> Result<(), BackupError> {
+    let chown = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
+            .map_err(|error| BackupError::io("change the owner of", path, error))
+    };
+    chown(pgdata)?;
+    let mut stack = vec![pgdata.to_path_buf()];
+    while let Some(directory) = stack.pop() {
+        let entries = std::fs::read_dir(&directory)
+            .map_err(|error| BackupError::io("list directory", &directory, error))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|error| BackupError::io("list directory", &directory, error))?;
+            let path = entry.path();
+            chown(&path)?;
+            let metadata = std::fs::symlink_metadata(&path)
+                .map_err(|error| BackupError::io("stat", &path, error))?;
+            if metadata.is_dir() {
+                stack.push(path);
+            } else if metadata.file_type().is_symlink()
+                && path.parent().is_some_and(|p| p.ends_with("pg_tblspc"))
+            {
+                let target = std::fs::read_link(&path)
+                    .map_err(|error| BackupError::io("read link", &path, error))?;
+                chown(&target)?;
+                stack.push(target);
+            }
+        }
+    }
+    Ok(())
+}

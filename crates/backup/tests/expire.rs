@@ -1,0 +1,262 @@
+//! `expire` against real backups: retention by count deletes exactly what no retained backup
+//! references (asserted on the object lists) and the retained backups still restore exactly;
+//! an `expire` while a backup runs deletes nothing that backup needs.
+
+mod support;
+
+use pgdbre_backup::{
+    backup, expire, keys, restore, verify, BackupType, ExpireOptions, Manifest, OpenMode,
+    Repository, Retention,
+};
+use pgdbre_lab::testing::{fresh_database, shared};
+use pgdbre_lab::{wait_until, Cluster, LabOptions, PgInstall};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::*;
+
+fn keep_full(count: usize) -> ExpireOptions {
+    let mut options = ExpireOptions::new(Retention {
+        full: Some(count),
+        days: None,
+    });
+    // The tests' blocks are seconds old; the grace period is tested by the in-progress rule.
+    options.block_grace = Duration::ZERO;
+    options
+}
+
+async fn keys_under(repository: &Repository, prefix: &str) -> BTreeSet<String> {
+    repository
+        .storage()
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect()
+}
+
+fn block_keys<'a>(manifests: impl IntoIterator<Item = &'a Manifest>) -> BTreeSet<String> {
+    manifests
+        .into_iter()
+        .flat_map(|manifest| manifest.block_hashes().map(keys::block_key))
+        .collect()
+}
+
+/// The segment number part of a WAL file name (timeline aside).
+fn position(name: &str) -> &str {
+    &name[8..24]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_keeps_what_retained_backups_need_and_deletes_the_rest() {
+    let cluster = shared();
+    let primary = cluster.primary();
+    let db = fresh_database(cluster);
+    primary
+        .psql_db(
+            &db,
+            "CREATE TABLE t (id int PRIMARY KEY, payload text); \
+                       INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;",
+        )
+        .unwrap();
+    let dir = open_tempdir();
+    let repo = repo_in(dir.path());
+    let old = backup(&conn(primary), backup_options(&repo, BackupType::Full))
+        .await
+        .unwrap()
+        .manifest;
+    primary
+        .psql_db(
+            &db,
+            "UPDATE t SET payload = md5(payload) WHERE id % 2 = 0; CHECKPOINT;",
+        )
+        .unwrap();
+    let full = backup(&conn(primary), backup_options(&repo, BackupType::Full))
+        .await
+        .unwrap()
+        .manifest;
+    primary
+        .psql_db(
+            &db,
+            "INSERT INTO t SELECT g, 'late' FROM generate_series(20001, 21000) g;",
+        )
+        .unwrap();
+    let incremental = backup(
+        &conn(primary),
+        backup_options(&repo, BackupType::Incremental),
+    )
+    .await
+    .unwrap()
+    .manifest;
+    let source = table_md5(primary, &db, "t");
+    let repository = Repository::open(&repo, None, OpenMode::Existing)
+        .await
+        .unwrap();
+    let all_before = keys_under(&repository, "").await;
+
+    let mut dry_run = keep_full(1);
+    dry_run.dry_run = true;
+    let planned = expire(&repository, &dry_run).await.unwrap();
+    assert_eq!(planned.expired, [old.label.as_str()]);
+    assert!(planned.blocks_deleted > 0, "{planned:?}");
+    assert_eq!(
+        keys_under(&repository, "").await,
+        all_before,
+        "a dry run deleted something"
+    );
+
+    let report = expire(&repository, &keep_full(1)).await.unwrap();
+    assert_eq!(report.expired, [old.label.as_str()]);
+    assert_eq!(
+        report.retained,
+        [full.label.clone(), incremental.label.clone()]
+    );
+    assert_eq!(report.blocks_deleted, planned.blocks_deleted);
+    assert_eq!(
+        repository.labels().await.unwrap(),
+        [full.label.clone(), incremental.label.clone()]
+    );
+    assert!(keys_under(&repository, &format!("backups/{}/", old.label))
+        .await
+        .is_empty());
+    // Exactly the blocks the retained backups reference remain.
+    assert_eq!(
+        keys_under(&repository, keys::BLOCKS_PREFIX).await,
+        block_keys([&full, &incremental])
+    );
+    // WAL: the old backup's segments are gone, everything from the oldest retained start stays.
+    let wal = keys_under(&repository, keys::WAL_PREFIX).await;
+    let full_start = full.wal[0].clone();
+    for name in &old.wal {
+        assert!(
+            position(name) >= position(&full_start)
+                || !wal.iter().any(|key| key.ends_with(name.as_str())),
+            "{name} kept"
+        );
+    }
+    for name in full.wal.iter().chain(&incremental.wal) {
+        assert!(
+            wal.iter().any(|key| key.ends_with(name.as_str())),
+            "{name} deleted"
+        );
+    }
+    assert!(
+        wal.iter()
+            .all(|key| position(key.rsplit('/').next().unwrap()) >= position(&full_start)),
+        "{wal:?}"
+    );
+    assert_eq!(
+        report.wal_deleted.len(),
+        all_before
+            .iter()
+            .filter(|key| key.starts_with("wal/"))
+            .count()
+            - wal.len()
+    );
+
+    let check = verify(&repository, 2).await.unwrap();
+    assert!(check.is_ok(), "{:?}", check.problems);
+    let target = dir.path().join("restored");
+    restore(restore_options(&repo, &target, Some(&incremental.label)))
+        .await
+        .unwrap();
+    let server = start_restored(cluster, &target);
+    assert_eq!(table_md5(server.node(), &db, "t"), source);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_during_a_running_backup_deletes_nothing_it_needs() {
+    // Its own server: the large table would slow every other backup of a shared one.
+    let cluster = Cluster::start(LabOptions::new(PgInstall::for_tests())).unwrap();
+    let primary = cluster.primary();
+    primary
+        .psql(
+            "CREATE TABLE small (id int PRIMARY KEY, payload text); \
+               INSERT INTO small SELECT g, md5(g::text) FROM generate_series(1, 5000) g;",
+        )
+        .unwrap();
+    let dir = open_tempdir();
+    let repo = repo_in(dir.path());
+    let first = backup(&conn(primary), backup_options(&repo, BackupType::Full))
+        .await
+        .unwrap()
+        .manifest;
+    primary
+        .psql("UPDATE small SET payload = md5(payload); CHECKPOINT;")
+        .unwrap();
+    let second = backup(&conn(primary), backup_options(&repo, BackupType::Full))
+        .await
+        .unwrap()
+        .manifest;
+    // Enough data that the next backup is still running when expire looks.
+    primary
+        .psql(
+            "CREATE TABLE big (id int PRIMARY KEY, payload text); \
+               INSERT INTO big SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) \
+               FROM generate_series(1, 150000) g; CHECKPOINT;",
+        )
+        .unwrap();
+    let small = table_md5(primary, "postgres", "small");
+    let big = table_md5(primary, "postgres", "big");
+
+    let repository = Repository::open(&repo, None, OpenMode::Existing)
+        .await
+        .unwrap();
+    let (connection, options) = (conn(primary), backup_options(&repo, BackupType::Full));
+    let running = tokio::spawn(async move { backup(&connection, options).await });
+    let storage = repository.storage().clone();
+    let marker = tokio::task::spawn_blocking(move || {
+        let handle = tokio::runtime::Handle::current();
+        wait_until(
+            Duration::from_secs(60),
+            "the backup's in-progress marker",
+            || {
+                let listed = handle.block_on(storage.list(keys::BACKUPS_PREFIX)).unwrap();
+                listed
+                    .into_iter()
+                    .map(|object| object.key)
+                    .find(|key| key.ends_with("/in-progress"))
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    let report = expire(&repository, &keep_full(1)).await.unwrap();
+    assert!(
+        repository.storage().size(&marker).await.unwrap().is_some(),
+        "the backup ended before expire finished, so this test proved nothing; make `big` bigger"
+    );
+    assert_eq!(report.expired, [first.label.as_str()]);
+    assert_eq!(report.running.len(), 1, "{report:?}");
+    assert_eq!(report.blocks_deleted, 0, "{report:?}");
+    assert!(
+        report
+            .blocks_skipped_because
+            .as_deref()
+            .unwrap_or("")
+            .contains("running"),
+        "{report:?}"
+    );
+
+    let third = running.await.unwrap().unwrap().manifest;
+    // With the backup done, a second expire collects what the first left.
+    let after = expire(&repository, &keep_full(1)).await.unwrap();
+    assert_eq!(after.expired, [second.label.as_str()]);
+    assert!(after.blocks_deleted > 0, "{after:?}");
+    assert_eq!(
+        keys_under(&repository, keys::BLOCKS_PREFIX).await,
+        block_keys([&third])
+    );
+    let check = verify(&repository, 2).await.unwrap();
+    assert!(check.is_ok(), "{:?}", check.problems);
+
+    let target = dir.path().join("restored");
+    restore(restore_options(&repo, &target, Some(&third.label)))
+        .await
+        .unwrap();
+    let server = start_restored(&cluster, &target);
+    assert_eq!(table_md5(server.node(), "postgres", "small"), small);
+    assert_eq!(table_md5(server.node(), "postgres", "big"), big);
+}
