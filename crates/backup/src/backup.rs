@@ -5,9 +5,10 @@
 //! Order matters for correctness: a temporary replication slot reserves WAL from before the
 //! backup's checkpoint, so the segments the backup needs cannot be recycled while it runs; each
 //! file is `stat`ed before it is read, so the recorded mtime is never newer than the content;
-//! the manifest is written only after every block and WAL segment it names is stored.
+//! the manifest is written only after every block and WAL segment it names is stored and synced.
 
 use crate::chunk::{content_address, CHUNK_SIZE};
+use crate::codec::Codec;
 use crate::error::BackupError;
 use crate::key::RepoKey;
 use crate::keys;
@@ -21,18 +22,26 @@ use crate::unchanged::{can_reuse, FileState};
 use crate::wal::{segments_between, Lsn, SegmentName, TimelineId};
 use futures::StreamExt;
 use pgdbre_pg::{ConnConfig, Session};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// How long an incremental waits for the WAL summarizer to reach its start LSN before it
 /// falls back to reading changed files whole.
 const SUMMARY_WAIT: Duration = Duration::from_secs(30);
 /// Relation segment size PostgreSQL uses by default (1 GiB of 8 KiB pages), in pages.
 const DEFAULT_RELSEG_PAGES: u32 = 131_072;
+/// Chunks of one file in flight at once (read, hashed, compressed, being stored): enough for
+/// one large file to keep every job busy, few enough to bound memory (4 MiB per file).
+const CHUNKS_AHEAD: usize = 4;
+/// Files in flight per job. Small files spend most of their time waiting (open, stat, store),
+/// not computing, so more files than jobs keep the `--jobs` compressing threads busy; the
+/// computing itself stays limited to `--jobs` threads.
+const FILES_PER_JOB: usize = 2;
 
 /// Progress of a running backup, reported after every chunk.
 #[derive(Debug, Clone, Copy, Default)]
@@ -137,12 +146,6 @@ pub async fn backup(
 ) -> Result<BackupSummary, BackupError> {
     let began = Instant::now();
     let session = Session::connect(connection).await?;
-    if session.info().in_recovery {
-        return Err(BackupError::Server(format!(
-            "{} is a standby; backup from a standby is not supported yet, connect to the primary",
-            session.target()
-        )));
-    }
     let facts = server_facts(&session).await?;
     let pgdata = options
         .pgdata
@@ -278,7 +281,7 @@ async fn run(
             "reading only blocks the WAL summaries list as changed"
         );
     }
-    let copied = copy_files(
+    let mut copied = copy_files(
         repository,
         options,
         facts,
@@ -288,6 +291,16 @@ async fn run(
         changes.as_ref(),
     )
     .await?;
+    let from_standby = session.info().in_recovery;
+    if from_standby {
+        // A standby backup ends at the copied pg_control's minRecoveryPoint (see standby.rs).
+        let stored =
+            crate::standby::copy_control_file_last(repository, pgdata, &mut copied.entries).await?;
+        copied
+            .counters
+            .new_stored_bytes
+            .fetch_add(stored, Ordering::Relaxed);
+    }
 
     let stop_sql = if session.info().has_pg_backup_start() {
         "SELECT lsn::text, labelfile, spcmapfile FROM pg_catalog.pg_backup_stop(false)"
@@ -304,14 +317,28 @@ async fn run(
         .get::<_, Option<String>>(2)
         .filter(|map| !map.trim().is_empty());
     let timeline = start_timeline(&backup_label_text)?;
-    tracing::info!(label, %stop_lsn, "backup stopped");
+    tracing::info!(label, %stop_lsn, from_standby, "backup stopped");
+    // A standby's backup also keeps the WAL it had replayed past the stop LSN (see standby.rs).
+    let wal_end = if from_standby {
+        crate::standby::wal_end(
+            session,
+            timeline,
+            start_lsn,
+            stop_lsn,
+            facts.wal_segment_size,
+            options.wal_timeout,
+        )
+        .await?
+    } else {
+        stop_lsn
+    };
 
     let (wal, wal_stored) = store_wal(
         repository,
         pgdata,
         timeline,
         start_lsn,
-        stop_lsn,
+        wal_end,
         facts,
         options.wal_timeout,
     )
@@ -348,6 +375,7 @@ async fn run(
         entries: copied.entries,
         bad_pages: copied.bad_pages,
         wal_summaries: changes.is_some(),
+        from_standby,
         totals: Totals {
             files,
             bytes,
@@ -478,6 +506,8 @@ async fn copy_files(
     found: Vec<Found>,
     changes: Option<&ChangedBlocks>,
 ) -> Result<Copied, BackupError> {
+    // A parent cut into chunks of another size cannot lend its block lists.
+    let parent = parent.filter(|parent| parent.chunk_size == CHUNK_SIZE);
     let counters = Arc::new(Counters::default());
     let bad_pages = Arc::new(Mutex::new(Vec::new()));
     let files_total = found.iter().filter(|f| f.kind == EntryKind::File).count() as u64;
@@ -510,6 +540,12 @@ async fn copy_files(
         start_lsn,
         relseg_pages: facts.relseg_pages,
     };
+    let dedup = Arc::new(Dedup {
+        known: known_blocks(repository, parent).await?,
+        claimed: Mutex::new(HashSet::new()),
+    });
+    let cpu = Semaphore::new(options.jobs.max(1));
+    let codec = repository.codec().clone();
     let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
     let mut files = Vec::new();
     for item in found {
@@ -536,6 +572,8 @@ async fn copy_files(
             let counters = counters.clone();
             let bad_pages = bad_pages.clone();
             let report = report.clone();
+            let dedup = dedup.clone();
+            let (cpu, codec) = (&cpu, &codec);
             async move {
                 let context = CopyContext {
                     repository,
@@ -543,6 +581,9 @@ async fn copy_files(
                     counters: &counters,
                     bad_pages: &bad_pages,
                     changes,
+                    dedup,
+                    cpu,
+                    codec,
                 };
                 let entry = copy_file(&context, item, reuse, &report).await?;
                 counters.files_done.fetch_add(1, Ordering::Relaxed);
@@ -550,7 +591,7 @@ async fn copy_files(
                 Ok(entry)
             }
         })
-        .buffer_unordered(options.jobs.max(1))
+        .buffer_unordered(options.jobs.max(1) * FILES_PER_JOB)
         .collect()
         .await;
     for result in results {
@@ -566,6 +607,56 @@ async fn copy_files(
         bad_pages,
         counters,
     })
+}
+
+/// Which chunks need no store: those the newest valid backup names, and those this backup has
+/// already stored or is storing (a chunk repeated within it, such as an all-zero one).
+struct Dedup {
+    known: HashSet<String>,
+    claimed: Mutex<HashSet<String>>,
+}
+
+impl Dedup {
+    /// Whether the caller must store `hash`: true exactly once per hash the repository may lack.
+    fn claim(&self, hash: &str) -> bool {
+        !self.known.contains(hash)
+            && self
+                .claimed
+                .lock()
+                .expect("claimed block set lock")
+                .insert(hash.to_string())
+    }
+}
+
+/// The blocks of the newest valid backup, so unchanged chunks cost no storage round trip. Read
+/// here, after this backup's in-progress marker and the wait for a running `expire`, so none of
+/// them can be collected while this backup runs (the parent, read before the marker, might).
+/// They are durable: a manifest is written only after its blocks were synced.
+async fn known_blocks(
+    repository: &Repository,
+    parent: Option<&Manifest>,
+) -> Result<HashSet<String>, BackupError> {
+    let Some(latest) = repository.labels().await?.pop() else {
+        return Ok(HashSet::new());
+    };
+    let read;
+    let manifest = match parent {
+        Some(parent) if parent.label == latest => parent,
+        _ => match repository.manifest(&latest).await {
+            Ok(manifest) => {
+                read = manifest;
+                &read
+            }
+            // Expired since the listing (a newer backup exists): store without its help.
+            Err(BackupError::NoSuchBackup { .. }) => return Ok(HashSet::new()),
+            Err(error) => return Err(error),
+        },
+    };
+    Ok(manifest
+        .entries
+        .iter()
+        .flat_map(|entry| entry.blocks.iter().cloned())
+        .collect())
 }
 
 /// Pages are verified when the cluster has data checksums and the page size this verifier knows.
@@ -590,6 +681,10 @@ struct CopyContext<'a> {
     bad_pages: &'a Mutex<Vec<BadPage>>,
     /// Blocks changed since the parent, from WAL summaries, when the server could say.
     changes: Option<&'a ChangedBlocks>,
+    dedup: Arc<Dedup>,
+    /// One permit per job: bounds the threads reading, hashing and compressing to `--jobs`.
+    cpu: &'a Semaphore,
+    codec: &'a Codec,
 }
 
 /// Backs up one file: reuses the parent's entry when [`can_reuse`] allows; else, when WAL
@@ -681,20 +776,36 @@ async fn copy_file(
             }
         }
     }
+    // The chunks up to the stat size are handled CHUNKS_AHEAD at a time, so a large file keeps
+    // every job busy; a file that grew meanwhile is read on to its end one chunk at a time, and
+    // one that shrank ends at its first short chunk.
+    let mut chunks = futures::stream::iter(0..now.size.div_ceil(CHUNK_SIZE))
+        .map(|index| store_chunk(context, &file, &item, index * CHUNK_SIZE, verify_segment))
+        .buffered(CHUNKS_AHEAD);
     let mut blocks = Vec::new();
     let mut offset = 0u64;
-    loop {
-        let (hash, length) = store_chunk(context, &file, &item, offset, verify_segment).await?;
-        if length == 0 {
-            break;
+    let mut ended = false;
+    // Every started chunk is awaited, also past the end: one this chunk claimed may be named
+    // by another file, so it must be stored before the manifest.
+    while let Some(result) = chunks.next().await {
+        let (hash, length) = result?;
+        if !ended && length > 0 {
+            blocks.push(hash);
+            offset += length;
+            report();
         }
-        blocks.push(hash);
-        offset += length;
-        report();
-        if length < CHUNK_SIZE {
-            break;
-        }
+        ended = ended || length < CHUNK_SIZE;
     }
+    while !ended {
+        let (hash, length) = store_chunk(context, &file, &item, offset, verify_segment).await?;
+        if length > 0 {
+            blocks.push(hash);
+            offset += length;
+            report();
+        }
+        ended = length < CHUNK_SIZE;
+    }
+    drop(chunks);
     Ok(Some(Entry {
         path: item.path,
         kind: EntryKind::File,
@@ -707,8 +818,9 @@ async fn copy_file(
     }))
 }
 
-/// Reads, verifies and (if the repository lacks it) stores the chunk at `offset`; returns its
-/// hash and length (0 at end of file).
+/// Reads, verifies and (if the repository may lack it) stores the chunk at `offset`; returns its
+/// hash and length (0 at end of file). Reading, hashing and compressing run as one blocking task
+/// under a `cpu` permit; the store itself does not hold one.
 async fn store_chunk(
     context: &CopyContext<'_>,
     file: &Arc<std::fs::File>,
@@ -718,14 +830,28 @@ async fn store_chunk(
 ) -> Result<(String, u64), BackupError> {
     let file = file.clone();
     let path = item.path.clone();
+    let absolute = item.absolute.clone();
     let page_check = context.page_check;
-    let (data, hash, bad) = tokio::task::spawn_blocking(move || {
-        read_chunk(&file, offset, &path, verify_segment, page_check)
+    let dedup = context.dedup.clone();
+    let codec = context.codec.clone();
+    let permit = context
+        .cpu
+        .acquire()
+        .await
+        .map_err(|error| BackupError::Server(format!("copy workers stopped: {error}")))?;
+    let (hash, length, bad, encoded) = tokio::task::spawn_blocking(move || {
+        let (data, hash, bad) = read_chunk(&file, offset, &path, verify_segment, page_check)
+            .map_err(|error| BackupError::io("read", &absolute, error))?;
+        let encoded = if !data.is_empty() && dedup.claim(&hash) {
+            Some(codec.encode(&keys::block_key(&hash), &data)?)
+        } else {
+            None
+        };
+        Ok::<_, BackupError>((hash, data.len() as u64, bad, encoded))
     })
     .await
-    .map_err(|error| BackupError::Server(format!("file reader task failed: {error}")))?
-    .map_err(|error| BackupError::io("read", &item.absolute, error))?;
-    let length = data.len() as u64;
+    .map_err(|error| BackupError::Server(format!("file reader task failed: {error}")))??;
+    drop(permit);
     if length == 0 {
         return Ok((hash, 0));
     }
@@ -736,8 +862,12 @@ async fn store_chunk(
             .expect("bad page list lock")
             .extend(bad);
     }
-    if !context.repository.has_block(&hash).await? {
-        if let Some(stored) = context.repository.put_block(&hash, data).await? {
+    if let Some(encoded) = encoded {
+        if let Some(stored) = context
+            .repository
+            .store_encoded_block(&hash, encoded)
+            .await?
+        {
             context.counters.new_blocks.fetch_add(1, Ordering::Relaxed);
             context
                 .counters

@@ -12,6 +12,8 @@ use crate::error::BackupError;
 use crate::key::RepoKey;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use std::borrow::Cow;
+use std::cell::RefCell;
 
 const MAGIC: &[u8; 4] = b"PGDB";
 const OBJECT_VERSION: u8 = 1;
@@ -20,8 +22,57 @@ const FLAG_AES_GCM: u8 = 2;
 const HEADER_LEN: usize = 8;
 const NONCE_LEN: usize = 12;
 const CHECKSUM_LEN: usize = 32;
+/// Frames claiming more content than this are decoded by streaming, so a header cannot make the
+/// reader allocate an arbitrary amount up front (blocks are ≤ 512 KiB, WAL segments ≤ 1 GiB).
+const MAX_BULK_DECODE: u64 = 64 * 1024 * 1024;
 /// zstd level when none is configured: pgBackRest's default for zstd too, a good speed/size point.
 pub const DEFAULT_LEVEL: i32 = 3;
+
+thread_local! {
+    /// zstd contexts reused by every object a thread encodes or decodes: a fresh context per
+    /// block costs allocating and initialising its tables, a sizeable part of the work.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// `plaintext` as one zstd frame at `level`, with this thread's reused context.
+fn compress(plaintext: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(cached, _)| *cached != level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = cell.as_mut().expect("compressor just set");
+        compressor.compress(plaintext)
+    })
+}
+
+/// The content of the zstd frame `compressed`, with this thread's reused context when the frame
+/// records its size (every frame [`compress`] writes does); by streaming otherwise.
+fn decompress(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(compressed) {
+        Ok(Some(size)) if size <= MAX_BULK_DECODE => usize::try_from(size).ok(),
+        _ => None,
+    };
+    let Some(size) = size else {
+        return zstd::stream::decode_all(compressed);
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let decompressor = cell.as_mut().expect("decompressor just set");
+        let plaintext = decompressor.decompress(compressed, size)?;
+        if plaintext.len() != size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "frame content size does not match its header",
+            ));
+        }
+        Ok(plaintext)
+    })
+}
 
 /// Encodes and decodes stored objects with one compression level and optional key.
 #[derive(Debug, Clone)]
@@ -48,7 +99,7 @@ impl Codec {
 
     /// The stored form of `plaintext` under object `key`.
     pub fn encode(&self, object_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, BackupError> {
-        let compressed = zstd::bulk::compress(plaintext, self.level).map_err(|error| {
+        let compressed = compress(plaintext, self.level).map_err(|error| {
             BackupError::corrupt(object_key, format!("zstd compression failed: {error}"))
         })?;
         let mut flags = FLAG_ZSTD;
@@ -110,7 +161,7 @@ impl Codec {
             ));
         }
         let flags = header[5];
-        let compressed = if flags & FLAG_AES_GCM != 0 {
+        let compressed: Cow<[u8]> = if flags & FLAG_AES_GCM != 0 {
             let key = self.key.as_ref().ok_or(BackupError::KeyRequired)?;
             if rest.len() < NONCE_LEN {
                 return Err(BackupError::corrupt(object_key, "truncated nonce"));
@@ -132,13 +183,14 @@ impl Codec {
                         "decryption failed (wrong key or tampered object)",
                     )
                 })?
+                .into()
         } else {
-            rest.to_vec()
+            rest.into()
         };
         if flags & FLAG_ZSTD == 0 {
-            return Ok(compressed);
+            return Ok(compressed.into_owned());
         }
-        zstd::stream::decode_all(compressed.as_slice()).map_err(|error| {
+        decompress(&compressed).map_err(|error| {
             BackupError::corrupt(object_key, format!("zstd data is invalid: {error}"))
         })
     }

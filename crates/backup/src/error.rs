@@ -102,6 +102,17 @@ pub enum BackupError {
         /// How long was waited.
         seconds: u64,
     },
+    /// A backup from a standby needs the whole segment holding its stop LSN, and the standby
+    /// did not receive its end in time (the primary did not finish that segment).
+    #[error("the standby has not received the end of WAL segment {segment} within {seconds} s (it has WAL up to {received}); a backup from a standby needs that whole segment, and only the primary can finish it: set archive_timeout on the primary (e.g. 60s) or run SELECT pg_switch_wal() there")]
+    StandbyWalTimeout {
+        /// The segment file name.
+        segment: String,
+        /// How far the standby had WAL when the wait ended.
+        received: String,
+        /// How long was waited.
+        seconds: u64,
+    },
     /// A manifest could not be (de)serialised.
     #[error("manifest {key}: {reason}")]
     Manifest {

@@ -28,6 +28,7 @@ mod pgdata;
 pub mod recovery;
 mod repository;
 mod restore;
+mod standby;
 mod summary;
 pub mod unchanged;
 mod verify;

@@ -132,7 +132,8 @@ pub struct Manifest {
     /// The `tablespace_map` file `pg_backup_stop()` returned (with tablespaces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tablespace_map: Option<String>,
-    /// WAL files (segments, then history files) from start to stop LSN, stored under `wal/`.
+    /// WAL files (segments, then history files) from start to stop LSN (from a standby: to the
+    /// LSN it had replayed when the backup stopped, if further), stored under `wal/`.
     pub wal: Vec<String>,
     /// Files, directories and links of PGDATA.
     pub entries: Vec<Entry>,
@@ -142,6 +143,10 @@ pub struct Manifest {
     /// Whether this incremental read only the blocks WAL summaries listed as changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wal_summaries: bool,
+    /// Whether the backup was taken from a standby (its `timeline` is the one the standby was
+    /// replaying; its end is the copied `pg_control`'s `minRecoveryPoint`, at or before `stop_lsn`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_standby: bool,
     /// Sizes.
     pub totals: Totals,
 }
@@ -214,6 +219,7 @@ mod tests {
             ],
             bad_pages: vec![],
             wal_summaries: false,
+            from_standby: false,
             totals: Totals::default(),
         }
     }

@@ -178,21 +178,63 @@ impl Repository {
         self.put_new(&keys::block_key(hash), plaintext).await
     }
 
+    /// Stores block `hash` already encoded with [`Repository::codec`] unless present, its
+    /// durability deferred to the next [`Repository::put_manifest`] (which syncs the storage
+    /// first), so a backup's many blocks are not fsynced one by one. An existing object is
+    /// trusted only if it decodes to its address: one left by a backup whose machine crashed
+    /// before that sync may be empty or torn, and is replaced. The stored size when written now.
+    pub async fn store_encoded_block(
+        &self,
+        hash: &str,
+        stored: Vec<u8>,
+    ) -> Result<Option<u64>, BackupError> {
+        let key = keys::block_key(hash);
+        let size = stored.len() as u64;
+        let stored = Bytes::from(stored);
+        match self
+            .storage
+            .put_if_absent_deferred(&key, stored.clone())
+            .await?
+        {
+            PutOutcome::Created => Ok(Some(size)),
+            PutOutcome::AlreadyExists => match self.get_block(hash).await {
+                Ok(_) => Ok(None),
+                Err(BackupError::Corrupt { .. } | BackupError::MissingObject { .. }) => {
+                    tracing::warn!("replacing damaged block {key}");
+                    self.storage.put(&key, stored).await?;
+                    Ok(Some(size))
+                }
+                Err(error) => Err(error),
+            },
+        }
+    }
+
     /// The plaintext of block `hash`, verified against its stored checksum and its address.
     pub async fn get_block(&self, hash: &str) -> Result<Vec<u8>, BackupError> {
+        let stored = self.get_block_stored(hash).await?;
+        let codec = self.codec.clone();
+        let hash = hash.to_string();
+        tokio::task::spawn_blocking(move || decode_block(&codec, &hash, &stored))
+            .await
+            .map_err(|error| BackupError::Server(format!("decoder task failed: {error}")))?
+    }
+
+    /// The stored bytes of block `hash`, not yet verified: for callers that decode them with
+    /// [`decode_block`] on a thread of their own.
+    pub async fn get_block_stored(&self, hash: &str) -> Result<Bytes, BackupError> {
         let key = keys::block_key(hash);
-        let plaintext = self.get(&key).await?;
-        if blake3::hash(&plaintext).to_hex().as_str() != hash {
-            return Err(BackupError::corrupt(
-                &key,
-                "content does not match its address",
-            ));
+        match self.storage.get(&key).await {
+            Ok(stored) => Ok(stored),
+            Err(StorageError::NotFound { .. }) => Err(BackupError::MissingObject { key }),
+            Err(error) => Err(error.into()),
         }
-        Ok(plaintext)
     }
 
     /// Writes `manifest` as the last step of a backup: atomically, and never over another.
     pub async fn put_manifest(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        // Blocks were stored with deferred durability; the manifest must never name a block a
+        // crash could still lose.
+        self.storage.sync().await?;
         let key = keys::manifest_key(&manifest.label);
         let json = serde_json::to_vec(manifest).map_err(|error| BackupError::Manifest {
             key: key.clone(),
@@ -267,6 +309,24 @@ impl Repository {
     ) -> Result<Vec<u8>, BackupError> {
         self.get(&keys::wal_key(timeline, file_name)).await
     }
+}
+
+/// The plaintext of block `hash` from its stored bytes, after verifying the stored checksum and
+/// the content address. CPU work: run it off the async threads.
+pub(crate) fn decode_block(
+    codec: &Codec,
+    hash: &str,
+    stored: &[u8],
+) -> Result<Vec<u8>, BackupError> {
+    let key = keys::block_key(hash);
+    let plaintext = codec.decode(&key, stored)?;
+    if blake3::hash(&plaintext).to_hex().as_str() != hash {
+        return Err(BackupError::corrupt(
+            &key,
+            "content does not match its address",
+        ));
+    }
+    Ok(plaintext)
 }
 
 /// Writes the config of a new repository; when another process created it first, uses theirs.

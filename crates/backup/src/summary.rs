@@ -270,7 +270,8 @@ mod tests {
     fn blocks_map_to_segment_files_and_chunks() {
         let mut changed = ChangedBlocks::default();
         changed.add(row(1663, 5, 16384, 0, 0, false), SEG);
-        changed.add(row(1663, 5, 16384, 0, 17, false), SEG); // page 17 is in chunk 1 (16 pages each)
+        let pages_per_chunk = CHUNK_SIZE / PAGE_SIZE as u64;
+        changed.add(row(1663, 5, 16384, 0, pages_per_chunk + 1, false), SEG); // in chunk 1
         changed.add(row(1663, 5, 16384, 0, SEG + 3, false), SEG); // second segment
         changed.add(row(1664, 0, 1262, 2, 0, false), SEG);
         assert_eq!(

@@ -156,22 +156,3 @@ async fn encrypted_repository_needs_the_right_key() {
     let raw = std::fs::read(&manifest[0]).unwrap();
     assert!(!String::from_utf8_lossy(&raw).contains("pg_control"));
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backup_from_a_standby_is_refused_clearly() {
-    let cluster = shared();
-    let dir = open_tempdir();
-    let repo = repo_in(dir.path());
-    let error = backup(
-        &conn(&cluster.replicas()[0]),
-        backup_options(&repo, BackupType::Full),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(error, BackupError::Server(_)), "{error}");
-    assert!(error.to_string().contains("is a standby"), "{error}");
-    assert!(
-        error.to_string().contains("connect to the primary"),
-        "{error}"
-    );
-}

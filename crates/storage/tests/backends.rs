@@ -63,6 +63,7 @@ on_both_backends!(
     put_replaces_an_existing_object,
     list_filters_by_string_prefix_and_sorts,
     put_if_absent_creates_once,
+    deferred_put_is_create_only_and_visible_before_sync,
     concurrent_puts_from_sixteen_tasks,
     concurrent_put_if_absent_has_one_winner,
     readers_never_see_a_partial_object,
@@ -201,6 +202,43 @@ async fn put_if_absent_creates_once(backend: Backend) {
         storage.get(key).await.unwrap(),
         Bytes::from_static(b"segment one")
     );
+}
+
+async fn deferred_put_is_create_only_and_visible_before_sync(backend: Backend) {
+    let storage = backend.open().await;
+    let key = "blocks/ab/abcdef";
+    assert_eq!(
+        storage
+            .put_if_absent_deferred(key, Bytes::from_static(b"block"))
+            .await
+            .unwrap(),
+        PutOutcome::Created
+    );
+    // Readable at once (a backup verifies a block another one left), durable after the sync.
+    assert_eq!(
+        storage.get(key).await.unwrap(),
+        Bytes::from_static(b"block")
+    );
+    assert_eq!(
+        storage
+            .put_if_absent_deferred(key, Bytes::from_static(b"other"))
+            .await
+            .unwrap(),
+        PutOutcome::AlreadyExists
+    );
+    storage.sync().await.unwrap();
+    assert_eq!(
+        storage.get(key).await.unwrap(),
+        Bytes::from_static(b"block")
+    );
+    let keys: Vec<String> = storage
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect();
+    assert_eq!(keys, vec![key.to_string()], "no staging file is left");
 }
 
 async fn concurrent_puts_from_sixteen_tasks(backend: Backend) {

@@ -50,7 +50,12 @@ pub enum TypeArg {
 #[command(
     after_help = "The connection comes from DSN, else PGHOST, PGPORT, PGUSER, ... as for psql; \
 the role must be allowed to run pg_backup_start() (a superuser, or granted EXECUTE). Run on the \
-database host: files are read from PGDATA.\nExit status: 0 done, 1 the backup failed, 3 bad input."
+database host: files are read from PGDATA.\nFrom a standby: point DSN at a hot standby and run on its \
+host; the repository is the primary's (same system identifier). A standby cannot switch WAL \
+segments, so the backup waits (up to 60 s) until the primary finishes the segment holding the \
+backup's end: on a quiet primary set archive_timeout there, or run SELECT pg_switch_wal() on it. \
+The backup holds everything the standby had replayed when it stopped.\nExit status: 0 done, 1 the \
+backup failed, 3 bad input."
 )]
 pub struct BackupArgs {
     #[command(flatten)]
@@ -133,8 +138,13 @@ pub fn run(args: BackupArgs) -> ExitCode {
                 BackupType::Incremental => "incremental",
             };
             println!(
-                "backup {} ({kind}) complete in {:.1} s: {} files, {} MiB; read {} MiB, stored +{} MiB; LSN {} - {}, timeline {}",
+                "backup {} ({kind}{}) complete in {:.1} s: {} files, {} MiB; read {} MiB, stored +{} MiB; LSN {} - {}, timeline {}",
                 manifest.label,
+                if manifest.from_standby {
+                    ", from a standby"
+                } else {
+                    ""
+                },
                 summary.elapsed.as_secs_f64(),
                 manifest.totals.files,
                 mib(manifest.totals.bytes),
