@@ -7,13 +7,15 @@
 //! file is `stat`ed before it is read, so the recorded mtime is never newer than the content;
 //! the manifest is written only after every block and WAL segment it names is stored and synced.
 
-use crate::chunk::{content_address, CHUNK_SIZE};
+use crate::chunk::{content_address, ChunkBuffers, CHUNK_SIZE};
 use crate::codec::Codec;
+use crate::cpu_pool::CpuPool;
 use crate::error::BackupError;
 use crate::key::RepoKey;
 use crate::keys;
 use crate::label::backup_label;
-use crate::manifest::{BackupType, BadPage, Entry, EntryKind, Manifest, Totals};
+use crate::manifest::{BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Totals};
+use crate::pack::{PackWriter, PACK_TARGET};
 use crate::page::{self, PAGE_SIZE};
 use crate::pgdata::{self, Found};
 use crate::repository::{now_ns, OpenMode, Repository, WalPut};
@@ -22,13 +24,12 @@ use crate::unchanged::{can_reuse, FileState};
 use crate::wal::{segments_between, Lsn, SegmentName, TimelineId};
 use futures::StreamExt;
 use pgdbre_pg::{ConnConfig, Session};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 /// How long an incremental waits for the WAL summarizer to reach its start LSN before it
 /// falls back to reading changed files whole.
@@ -37,7 +38,7 @@ const SUMMARY_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_RELSEG_PAGES: u32 = 131_072;
 /// Chunks of one file in flight at once (read, hashed, compressed, being stored): enough for
 /// one large file to keep every job busy, few enough to bound memory (4 MiB per file).
-const CHUNKS_AHEAD: usize = 4;
+const CHUNKS_AHEAD: usize = 8;
 /// Files in flight per job. Small files spend most of their time waiting (open, stat, store),
 /// not computing, so more files than jobs keep the `--jobs` compressing threads busy; the
 /// computing itself stays limited to `--jobs` threads.
@@ -167,14 +168,9 @@ pub async fn backup(
     if let Some(level) = options.compress_level {
         repository = repository.with_compress_level(level);
     }
-    let parent = match options.backup_type {
-        BackupType::Full => None,
-        BackupType::Incremental => {
-            let labels = repository.labels().await?;
-            let last = labels.last().ok_or(BackupError::NoParent)?;
-            Some(repository.manifest(last).await?)
-        }
-    };
+    if options.backup_type == BackupType::Incremental && repository.labels().await?.is_empty() {
+        return Err(BackupError::NoParent);
+    }
 
     let (label, start_ns) = unique_label(&repository, options.backup_type).await?;
     let marker = keys::in_progress_key(&label);
@@ -186,21 +182,25 @@ pub async fn backup(
         .storage()
         .put(&marker, bytes::Bytes::from(marker_body))
         .await?;
-    // After the marker, so a concurrent `expire` either sees it or is seen (see expire.rs).
-    let result = match crate::expire::wait_for_block_collection(&repository).await {
-        Ok(()) => {
-            run(
-                &session,
-                &repository,
-                &options,
-                &facts,
-                &pgdata,
-                parent.as_ref(),
-                &label,
-                start_ns,
-            )
-            .await
-        }
+    // After the marker, so a concurrent `expire` either sees it or is seen (see expire.rs); the
+    // parent is read after it too, so no pack it names can be collected while this backup runs.
+    let result = match crate::expire::wait_for_pack_collection(&repository).await {
+        Ok(()) => match latest_manifest(&repository, options.backup_type).await {
+            Ok(parent) => {
+                run(
+                    &session,
+                    &repository,
+                    &options,
+                    &facts,
+                    &pgdata,
+                    parent.as_ref(),
+                    &label,
+                    start_ns,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     // The marker only protects a running backup; remove it whether the backup worked or not.
@@ -281,8 +281,10 @@ async fn run(
             "reading only blocks the WAL summaries list as changed"
         );
     }
+    let packs = PackWriter::new(repository, PACK_TARGET);
     let mut copied = copy_files(
         repository,
+        &packs,
         options,
         facts,
         parent,
@@ -294,8 +296,13 @@ async fn run(
     let from_standby = session.info().in_recovery;
     if from_standby {
         // A standby backup ends at the copied pg_control's minRecoveryPoint (see standby.rs).
-        let stored =
-            crate::standby::copy_control_file_last(repository, pgdata, &mut copied.entries).await?;
+        let stored = crate::standby::copy_control_file_last(
+            &packs,
+            &copied.known,
+            pgdata,
+            &mut copied.entries,
+        )
+        .await?;
         copied
             .counters
             .new_stored_bytes
@@ -333,6 +340,7 @@ async fn run(
         stop_lsn
     };
 
+    let blocks = locate_blocks(&copied, packs.finish().await?)?;
     let (wal, wal_stored) = store_wal(
         repository,
         pgdata,
@@ -373,6 +381,7 @@ async fn run(
         tablespace_map,
         wal,
         entries: copied.entries,
+        blocks,
         bad_pages: copied.bad_pages,
         wal_summaries: changes.is_some(),
         from_standby,
@@ -390,6 +399,19 @@ async fn run(
     }
     tracing::info!(label, files, bytes, "backup complete");
     Ok(manifest)
+}
+
+/// The parent of an incremental: the newest valid backup.
+async fn latest_manifest(
+    repository: &Repository,
+    backup_type: BackupType,
+) -> Result<Option<Manifest>, BackupError> {
+    if backup_type == BackupType::Full {
+        return Ok(None);
+    }
+    let labels = repository.labels().await?;
+    let last = labels.last().ok_or(BackupError::NoParent)?;
+    Ok(Some(repository.manifest(last).await?))
 }
 
 /// A label no valid backup has. Labels have one-second resolution, so a second backup within
@@ -494,11 +516,38 @@ struct Copied {
     entries: Vec<Entry>,
     bad_pages: Vec<BadPage>,
     counters: Arc<Counters>,
+    /// Blocks stored before this backup, where they are.
+    known: Arc<HashMap<String, BlockLocation>>,
+}
+
+/// Where each block the entries name is stored: written by this backup, or by its parent's set.
+fn locate_blocks(
+    copied: &Copied,
+    written: HashMap<String, BlockLocation>,
+) -> Result<BTreeMap<String, BlockLocation>, BackupError> {
+    let mut blocks = BTreeMap::new();
+    for hash in copied.entries.iter().flat_map(|entry| entry.blocks.iter()) {
+        if blocks.contains_key(hash) {
+            continue;
+        }
+        let location = written
+            .get(hash)
+            .or_else(|| copied.known.get(hash))
+            .ok_or_else(|| {
+                BackupError::Server(format!(
+                    "internal error: block {hash} of this backup was neither stored nor found stored"
+                ))
+            })?;
+        blocks.insert(hash.clone(), location.clone());
+    }
+    Ok(blocks)
 }
 
 /// Copies every file (in parallel), returning the manifest entries in path order.
+#[allow(clippy::too_many_arguments)]
 async fn copy_files(
     repository: &Repository,
+    packs: &PackWriter<'_>,
     options: &BackupOptions,
     facts: &ServerFacts,
     parent: Option<&Manifest>,
@@ -541,11 +590,13 @@ async fn copy_files(
         relseg_pages: facts.relseg_pages,
     };
     let dedup = Arc::new(Dedup {
-        known: known_blocks(repository, parent).await?,
+        known: Arc::new(known_blocks(parent)),
         claimed: Mutex::new(HashSet::new()),
     });
-    let cpu = Semaphore::new(options.jobs.max(1));
+    let pool = CpuPool::new(options.jobs.max(1))
+        .map_err(|error| BackupError::Server(format!("could not start copy threads: {error}")))?;
     let codec = repository.codec().clone();
+    let buffers = Arc::new(ChunkBuffers::default());
     let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
     let mut files = Vec::new();
     for item in found {
@@ -573,16 +624,18 @@ async fn copy_files(
             let bad_pages = bad_pages.clone();
             let report = report.clone();
             let dedup = dedup.clone();
-            let (cpu, codec) = (&cpu, &codec);
+            let buffers = buffers.clone();
+            let (pool, codec) = (&pool, &codec);
             async move {
                 let context = CopyContext {
-                    repository,
+                    packs,
                     page_check,
                     counters: &counters,
                     bad_pages: &bad_pages,
                     changes,
                     dedup,
-                    cpu,
+                    pool,
+                    buffers,
                     codec,
                 };
                 let entry = copy_file(&context, item, reuse, &report).await?;
@@ -606,20 +659,21 @@ async fn copy_files(
         entries,
         bad_pages,
         counters,
+        known: dedup.known.clone(),
     })
 }
 
-/// Which chunks need no store: those the newest valid backup names, and those this backup has
-/// already stored or is storing (a chunk repeated within it, such as an all-zero one).
+/// Which chunks need no store: those the parent names (incrementals only), and those this
+/// backup has already stored or is storing (a chunk repeated within it, such as an all-zero one).
 struct Dedup {
-    known: HashSet<String>,
+    known: Arc<HashMap<String, BlockLocation>>,
     claimed: Mutex<HashSet<String>>,
 }
 
 impl Dedup {
     /// Whether the caller must store `hash`: true exactly once per hash the repository may lack.
     fn claim(&self, hash: &str) -> bool {
-        !self.known.contains(hash)
+        !self.known.contains_key(hash)
             && self
                 .claimed
                 .lock()
@@ -628,35 +682,22 @@ impl Dedup {
     }
 }
 
-/// The blocks of the newest valid backup, so unchanged chunks cost no storage round trip. Read
-/// here, after this backup's in-progress marker and the wait for a running `expire`, so none of
-/// them can be collected while this backup runs (the parent, read before the marker, might).
-/// They are durable: a manifest is written only after its blocks were synced.
-async fn known_blocks(
-    repository: &Repository,
-    parent: Option<&Manifest>,
-) -> Result<HashSet<String>, BackupError> {
-    let Some(latest) = repository.labels().await?.pop() else {
-        return Ok(HashSet::new());
-    };
-    let read;
-    let manifest = match parent {
-        Some(parent) if parent.label == latest => parent,
-        _ => match repository.manifest(&latest).await {
-            Ok(manifest) => {
-                read = manifest;
-                &read
-            }
-            // Expired since the listing (a newer backup exists): store without its help.
-            Err(BackupError::NoSuchBackup { .. }) => return Ok(HashSet::new()),
-            Err(error) => return Err(error),
-        },
-    };
-    Ok(manifest
-        .entries
-        .iter()
-        .flat_map(|entry| entry.blocks.iter().cloned())
-        .collect())
+/// The blocks an incremental may reference instead of storing them: its parent's, with where
+/// they are stored (the parent was read after this backup's in-progress marker, so none of its
+/// packs can be collected while this backup runs). A full backup references nothing stored
+/// before it: it is self-contained, so damage to an older backup's packs never breaks it and
+/// expiring a backup set frees its packs exactly (as pgBackRest's full backups are). Packs of
+/// a killed backup are named by no manifest, so they are never trusted.
+fn known_blocks(parent: Option<&Manifest>) -> HashMap<String, BlockLocation> {
+    parent
+        .map(|parent| {
+            parent
+                .blocks
+                .iter()
+                .map(|(hash, location)| (hash.clone(), location.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Pages are verified when the cluster has data checksums and the page size this verifier knows.
@@ -675,15 +716,17 @@ struct PageCheck {
 
 /// What every file copy shares.
 struct CopyContext<'a> {
-    repository: &'a Repository,
+    packs: &'a PackWriter<'a>,
     page_check: PageCheck,
     counters: &'a Counters,
     bad_pages: &'a Mutex<Vec<BadPage>>,
     /// Blocks changed since the parent, from WAL summaries, when the server could say.
     changes: Option<&'a ChangedBlocks>,
     dedup: Arc<Dedup>,
-    /// One permit per job: bounds the threads reading, hashing and compressing to `--jobs`.
-    cpu: &'a Semaphore,
+    /// `--jobs` threads verifying, hashing and compressing.
+    pool: &'a CpuPool,
+    /// Buffers chunks are read into.
+    buffers: Arc<ChunkBuffers>,
     codec: &'a Codec,
 }
 
@@ -819,8 +862,9 @@ async fn copy_file(
 }
 
 /// Reads, verifies and (if the repository may lack it) stores the chunk at `offset`; returns its
-/// hash and length (0 at end of file). Reading, hashing and compressing run as one blocking task
-/// under a `cpu` permit; the store itself does not hold one.
+/// hash and length (0 at end of file). The read runs as a blocking task of its own (a read
+/// waiting for the disk must not idle a core); verifying, hashing and compressing run as one
+/// job on the CPU pool; the store itself runs on neither.
 async fn store_chunk(
     context: &CopyContext<'_>,
     file: &Arc<std::fs::File>,
@@ -834,24 +878,30 @@ async fn store_chunk(
     let page_check = context.page_check;
     let dedup = context.dedup.clone();
     let codec = context.codec.clone();
-    let permit = context
-        .cpu
-        .acquire()
+    let reader = file.clone();
+    let buffers = context.buffers.clone();
+    let read = tokio::task::spawn_blocking(move || read_span(&reader, offset, buffers.take()))
         .await
-        .map_err(|error| BackupError::Server(format!("copy workers stopped: {error}")))?;
-    let (hash, length, bad, encoded) = tokio::task::spawn_blocking(move || {
-        let (data, hash, bad) = read_chunk(&file, offset, &path, verify_segment, page_check)
-            .map_err(|error| BackupError::io("read", &absolute, error))?;
-        let encoded = if !data.is_empty() && dedup.claim(&hash) {
-            Some(codec.encode(&keys::block_key(&hash), &data)?)
-        } else {
-            None
-        };
-        Ok::<_, BackupError>((hash, data.len() as u64, bad, encoded))
-    })
-    .await
-    .map_err(|error| BackupError::Server(format!("file reader task failed: {error}")))??;
-    drop(permit);
+        .map_err(|error| BackupError::Server(format!("file reader task failed: {error}")))?
+        .map_err(|error| BackupError::io("read", &item.absolute, error))?;
+    let buffers = context.buffers.clone();
+    let (hash, length, bad, encoded) = context
+        .pool
+        .run(move || {
+            let (data, hash, bad) =
+                check_chunk(&file, read, offset, &path, verify_segment, page_check)
+                    .map_err(|error| BackupError::io("read", &absolute, error))?;
+            let encoded = if !data.is_empty() && dedup.claim(&hash) {
+                Some(codec.encode(&keys::block_name(&hash), &data)?)
+            } else {
+                None
+            };
+            let length = data.len() as u64;
+            buffers.give(data);
+            Ok::<_, BackupError>((hash, length, bad, encoded))
+        })
+        .await
+        .ok_or_else(|| BackupError::Server("a copy thread failed".into()))??;
     if length == 0 {
         return Ok((hash, 0));
     }
@@ -863,17 +913,12 @@ async fn store_chunk(
             .extend(bad);
     }
     if let Some(encoded) = encoded {
-        if let Some(stored) = context
-            .repository
-            .store_encoded_block(&hash, encoded)
-            .await?
-        {
-            context.counters.new_blocks.fetch_add(1, Ordering::Relaxed);
-            context
-                .counters
-                .new_stored_bytes
-                .fetch_add(stored, Ordering::Relaxed);
-        }
+        context.packs.add(hash.clone(), &encoded).await?;
+        context.counters.new_blocks.fetch_add(1, Ordering::Relaxed);
+        context
+            .counters
+            .new_stored_bytes
+            .fetch_add(encoded.len() as u64, Ordering::Relaxed);
     }
     context
         .counters
@@ -886,16 +931,13 @@ async fn store_chunk(
     Ok((hash, length))
 }
 
-/// Reads the chunk at `offset`, hashes it and verifies its pages. A page that fails is read
-/// once more (it may have been caught mid-write) before it is reported.
-fn read_chunk(
+/// Reads the chunk at `offset` into `data` (a chunk-sized buffer): shorter at the end of the
+/// file, empty past it.
+fn read_span(
     file: &std::fs::File,
     offset: u64,
-    path: &str,
-    verify_segment: Option<u32>,
-    page_check: PageCheck,
-) -> Result<(Vec<u8>, String, Vec<BadPage>), std::io::Error> {
-    let mut data = vec![0u8; CHUNK_SIZE as usize];
+    mut data: Vec<u8>,
+) -> Result<Vec<u8>, std::io::Error> {
     let mut filled = 0;
     while filled < data.len() {
         let read = file.read_at(&mut data[filled..], offset + filled as u64)?;
@@ -905,6 +947,19 @@ fn read_chunk(
         filled += read;
     }
     data.truncate(filled);
+    Ok(data)
+}
+
+/// Verifies the pages of chunk `data` read at `offset` and hashes it. A page that fails is
+/// read once more (it may have been caught mid-write) before it is reported.
+fn check_chunk(
+    file: &std::fs::File,
+    mut data: Vec<u8>,
+    offset: u64,
+    path: &str,
+    verify_segment: Option<u32>,
+    page_check: PageCheck,
+) -> Result<(Vec<u8>, String, Vec<BadPage>), std::io::Error> {
     let mut bad = Vec::new();
     if let Some(segment) = verify_segment {
         let first_page = (offset / PAGE_SIZE as u64) as u32;

@@ -35,13 +35,19 @@ impl RepoConfig {
         Codec::encode_plain(&json)
     }
 
-    /// Parses a stored config, refusing formats newer than this build.
+    /// Parses a stored config, refusing formats other than this build's.
     pub fn decode(stored: &[u8]) -> Result<RepoConfig, BackupError> {
         let json = Codec::new(0, None).decode(CONFIG_KEY, stored)?;
         let config: RepoConfig = serde_json::from_slice(&json)
             .map_err(|error| BackupError::corrupt(CONFIG_KEY, format!("invalid JSON: {error}")))?;
         if config.format_version > FORMAT_VERSION {
             return Err(BackupError::UnsupportedFormat {
+                found: config.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if config.format_version < FORMAT_VERSION {
+            return Err(BackupError::OldFormat {
                 found: config.format_version,
                 supported: FORMAT_VERSION,
             });
@@ -87,5 +93,14 @@ mod tests {
             matches!(error, BackupError::UnsupportedFormat { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn older_format_is_refused_with_what_to_do() {
+        let mut older = sample();
+        older.format_version = 1;
+        let error = RepoConfig::decode(&older.encode()).unwrap_err();
+        assert!(matches!(error, BackupError::OldFormat { .. }), "{error}");
+        assert!(error.to_string().contains("new repository"), "{error}");
     }
 }

@@ -48,6 +48,14 @@ pub enum BackupError {
         /// The connected server's.
         server: u64,
     },
+    /// The repository was written in an older format this build no longer reads.
+    #[error("the repository has format version {found} (one object per block, written by a pgdbre from before packs); this pgdbre reads version {supported}: back up into a new repository, and restore the old one's backups with the pgdbre that wrote them")]
+    OldFormat {
+        /// The repository's format version.
+        found: u32,
+        /// The version this build understands.
+        supported: u32,
+    },
     /// The repository was written by a newer, unknown format.
     #[error("the repository has format version {found}, this pgdbre reads version {supported}; upgrade pgdbre")]
     UnsupportedFormat {

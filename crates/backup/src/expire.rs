@@ -1,12 +1,12 @@
 //! `pgdbre expire`: drop backups the retention policy no longer needs, then garbage-collect the
-//! blocks no remaining backup references and the WAL older than the oldest remaining backup.
+//! packs no remaining backup references and the WAL older than the oldest remaining backup.
 //!
 //! The choice of what to expire ([`choose_expired`]) is pure and unit-tested below; the rest
 //! is I/O with one overriding rule, documented in `docs/backup-format.md` ("Expiry and garbage
 //! collection"): nothing a retained or running backup may need is deleted. A running backup
-//! has no manifest yet, and it deduplicates against *any* stored block, however old, so while
-//! any `in-progress` marker exists no unreferenced block is deleted at all; blocks younger than
-//! a grace period are never deleted (a backup that started after the markers were listed);
+//! has no manifest yet, and it may reference any stored block, however old, so while any
+//! `in-progress` marker exists no unreferenced pack is deleted at all; packs younger than a
+//! grace period are never deleted (a backup that started after the markers were listed);
 //! and markers and manifests are listed again before every batch of deletions.
 
 use crate::archive::WalFileName;
@@ -23,10 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Blocks deleted between two re-checks of the in-progress markers.
 const DELETE_BATCH: usize = 256;
-/// Default age below which an unreferenced block is kept.
-pub const DEFAULT_BLOCK_GRACE: Duration = Duration::from_secs(3600);
+/// Default age below which an unreferenced pack is kept.
+pub const DEFAULT_PACK_GRACE: Duration = Duration::from_secs(3600);
 const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
-/// A block-collection lock not refreshed for this long was left by a killed `expire`.
+/// A pack-collection lock not refreshed for this long was left by a killed `expire`.
 const EXPIRE_LOCK_STALE: Duration = Duration::from_secs(600);
 
 /// Which backups to keep. A backup set (a full backup and the incrementals after it) is expired
@@ -47,8 +47,8 @@ pub struct ExpireOptions {
     pub retention: Retention,
     /// Report what would be deleted, delete nothing.
     pub dry_run: bool,
-    /// Unreferenced blocks younger than this are kept.
-    pub block_grace: Duration,
+    /// Unreferenced packs younger than this are kept.
+    pub pack_grace: Duration,
     /// Deletions in flight.
     pub jobs: usize,
 }
@@ -59,7 +59,7 @@ impl ExpireOptions {
         ExpireOptions {
             retention,
             dry_run: false,
-            block_grace: DEFAULT_BLOCK_GRACE,
+            pack_grace: DEFAULT_PACK_GRACE,
             jobs: 4,
         }
     }
@@ -74,19 +74,19 @@ pub struct ExpireReport {
     pub retained: Vec<String>,
     /// Labels of backups found running (their `in-progress` marker).
     pub running: Vec<String>,
-    /// Unreferenced blocks deleted.
-    pub blocks_deleted: u64,
+    /// Unreferenced packs deleted.
+    pub packs_deleted: u64,
     /// Their stored size in bytes.
-    pub block_bytes_deleted: u64,
-    /// Unreferenced blocks kept: younger than the grace period, or a backup was running.
-    pub blocks_kept: u64,
+    pub pack_bytes_deleted: u64,
+    /// Unreferenced packs kept: younger than the grace period, or a backup was running.
+    pub packs_kept: u64,
     /// WAL objects deleted.
     pub wal_deleted: Vec<String>,
     /// Whether nothing was deleted on purpose.
     pub dry_run: bool,
-    /// Why block collection stopped early, if it did.
+    /// Why pack collection stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub blocks_skipped_because: Option<String>,
+    pub packs_skipped_because: Option<String>,
 }
 
 /// The facts retention decides on, one per valid backup.
@@ -189,22 +189,24 @@ pub async fn expire(
         }
     }
 
-    // 2. Blocks no retained backup references.
+    // 2. Packs no retained backup references. A pack some retained backup still uses is kept
+    //    whole, with any blocks in it that only expired backups used.
     let referenced: HashSet<&str> = kept
         .iter()
-        .flat_map(|manifest| manifest.block_hashes())
+        .flat_map(|manifest| manifest.blocks.values())
+        .map(|location| location.pack.as_str())
         .collect();
-    let grace_start = now.checked_sub(options.block_grace).unwrap_or(UNIX_EPOCH);
+    let grace_start = now.checked_sub(options.pack_grace).unwrap_or(UNIX_EPOCH);
     let mut garbage = Vec::new();
-    for object in repository.storage().list(keys::BLOCKS_PREFIX).await? {
-        let Some(hash) = keys::block_hash_of(&object.key) else {
+    for object in repository.storage().list(keys::PACKS_PREFIX).await? {
+        let Some(pack) = keys::pack_id_of(&object.key) else {
             continue;
         };
-        if referenced.contains(hash) {
+        if referenced.contains(pack) {
             continue;
         }
         if object.modified >= grace_start {
-            report.blocks_kept += 1;
+            report.packs_kept += 1;
         } else {
             garbage.push(object);
         }
@@ -215,12 +217,12 @@ pub async fn expire(
         report.retained.clone()
     };
     if !garbage.is_empty() {
-        // The lock is written before markers are checked: see `wait_for_block_collection`.
+        // The lock is written before markers are checked: see `wait_for_pack_collection`.
         let lock = match options.dry_run {
             true => None,
             false => Some(CollectionLock::take(repository).await?),
         };
-        let collected = collect_blocks(
+        let collected = collect_packs(
             repository,
             &garbage,
             &expected_labels,
@@ -265,7 +267,7 @@ pub async fn expire(
 
 /// Deletes `garbage` in batches, re-checking before each one that it is still safe (and
 /// refreshing the lock, so waiting backups know this expire is alive).
-async fn collect_blocks(
+async fn collect_packs(
     repository: &Repository,
     garbage: &[ObjectInfo],
     expected_labels: &[String],
@@ -278,8 +280,8 @@ async fn collect_blocks(
             lock.refresh().await?;
         }
         if let Some(reason) = unsafe_to_collect(repository, expected_labels).await? {
-            report.blocks_kept += garbage.len() as u64 - report.blocks_deleted;
-            report.blocks_skipped_because = Some(reason);
+            report.packs_kept += garbage.len() as u64 - report.packs_deleted;
+            report.packs_skipped_because = Some(reason);
             return Ok(());
         }
         if !options.dry_run {
@@ -290,13 +292,13 @@ async fn collect_blocks(
             )
             .await?;
         }
-        report.blocks_deleted += batch.len() as u64;
-        report.block_bytes_deleted += batch.iter().map(|object| object.size).sum::<u64>();
+        report.packs_deleted += batch.len() as u64;
+        report.pack_bytes_deleted += batch.iter().map(|object| object.size).sum::<u64>();
     }
     Ok(())
 }
 
-/// This expire's entry under [`keys::EXPIRE_LOCKS_PREFIX`], present while it deletes blocks.
+/// This expire's entry under [`keys::EXPIRE_LOCKS_PREFIX`], present while it deletes packs.
 struct CollectionLock<'a> {
     repository: &'a Repository,
     key: String,
@@ -335,13 +337,13 @@ impl<'a> CollectionLock<'a> {
     }
 }
 
-/// Waits while an `expire` is deleting blocks; `backup` calls it right after writing its
+/// Waits while an `expire` is deleting packs; `backup` calls it right after writing its
 /// in-progress marker. Expire writes its lock *before* it looks for markers and a backup writes
 /// its marker *before* it looks for locks, so (storage being read-after-write consistent) at
-/// least one sees the other: either expire deletes no block, or the backup reads and
+/// least one sees the other: either expire deletes no pack, or the backup reads and
 /// deduplicates only after the deletions. A lock not refreshed for [`EXPIRE_LOCK_STALE`] was
 /// left by a killed expire and is ignored.
-pub(crate) async fn wait_for_block_collection(repository: &Repository) -> Result<(), BackupError> {
+pub(crate) async fn wait_for_pack_collection(repository: &Repository) -> Result<(), BackupError> {
     let mut interval = Duration::from_millis(20);
     let mut announced = false;
     loop {
@@ -354,7 +356,7 @@ pub(crate) async fn wait_for_block_collection(repository: &Repository) -> Result
             return Ok(());
         }
         if !announced {
-            tracing::info!("waiting for a running expire to finish deleting blocks");
+            tracing::info!("waiting for a running expire to finish deleting packs");
             announced = true;
         }
         tokio::time::sleep(interval).await;
@@ -380,7 +382,7 @@ async fn running_backups(repository: &Repository) -> Result<Vec<String>, BackupE
         .collect())
 }
 
-/// Why deleting unreferenced blocks is not safe right now, if it is not: a backup is running
+/// Why deleting unreferenced packs is not safe right now, if it is not: a backup is running
 /// (it may be about to reference any block), or the list of valid backups is no longer
 /// `expected` (one finished since the manifests were read).
 async fn unsafe_to_collect(
@@ -555,12 +557,12 @@ mod tests {
         let repository = Repository::open(dir.path().to_str().unwrap(), None, mode)
             .await
             .unwrap();
-        wait_for_block_collection(&repository).await.unwrap();
+        wait_for_pack_collection(&repository).await.unwrap();
 
         let lock = CollectionLock::take(&repository).await.unwrap();
         let waiting = tokio::spawn({
             let repository = repository.clone();
-            async move { wait_for_block_collection(&repository).await }
+            async move { wait_for_pack_collection(&repository).await }
         });
         let blocked = tokio::time::timeout(Duration::from_millis(300), async {
             while !waiting.is_finished() {
@@ -590,7 +592,7 @@ mod tests {
             .unwrap();
         tokio::time::timeout(
             Duration::from_secs(10),
-            wait_for_block_collection(&repository),
+            wait_for_pack_collection(&repository),
         )
         .await
         .unwrap()

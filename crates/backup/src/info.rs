@@ -46,6 +46,8 @@ pub struct BackupInfo {
     pub wal_files: usize,
     /// Pages that failed checksum verification.
     pub bad_pages: usize,
+    /// Taken from a standby.
+    pub from_standby: bool,
 }
 
 /// The repository as `info` shows it.
@@ -84,11 +86,9 @@ pub struct RepositoryInfo {
 /// Summarises `repository`.
 pub async fn info(repository: &Repository) -> Result<RepositoryInfo, BackupError> {
     let objects = repository.storage().list("").await?;
-    let stored: HashMap<&str, u64> = objects
-        .iter()
-        .map(|object| (object.key.as_str(), object.size))
-        .collect();
     let mut unique: HashMap<String, u64> = HashMap::new();
+    // Stored length of each referenced block, by where it is.
+    let mut stored_blocks: HashMap<(String, u64), u64> = HashMap::new();
     let mut backups = Vec::new();
     let mut logical_bytes = 0;
     for label in repository.labels().await? {
@@ -99,6 +99,9 @@ pub async fn info(repository: &Repository) -> Result<RepositoryInfo, BackupError
                     .entry(hash.clone())
                     .or_insert_with(|| Manifest::block_len(entry.size, manifest.chunk_size, index));
             }
+        }
+        for location in manifest.blocks.values() {
+            stored_blocks.insert((location.pack.clone(), location.offset), location.length);
         }
         logical_bytes += manifest.totals.bytes;
         backups.push(BackupInfo {
@@ -117,13 +120,11 @@ pub async fn info(repository: &Repository) -> Result<RepositoryInfo, BackupError
             new_stored_bytes: manifest.totals.new_stored_bytes,
             wal_files: manifest.wal.len(),
             bad_pages: manifest.bad_pages.len(),
+            from_standby: manifest.from_standby,
         });
     }
     let unique_bytes: u64 = unique.values().sum();
-    let stored_block_bytes: u64 = unique
-        .keys()
-        .filter_map(|hash| stored.get(keys::block_key(hash).as_str()))
-        .sum();
+    let stored_block_bytes: u64 = stored_blocks.values().sum();
     let wal: Vec<&str> = objects
         .iter()
         .filter(|object| {

@@ -4,11 +4,11 @@
 use crate::wal::{SegmentName, TimelineId};
 
 /// Version of the repository format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The repository config object.
 pub const CONFIG_KEY: &str = "config";
-/// Prefix of every content-addressed block.
-pub const BLOCKS_PREFIX: &str = "blocks/";
+/// Prefix of every pack (the objects that hold the content-addressed blocks).
+pub const PACKS_PREFIX: &str = "packs/";
 /// Prefix of every backup directory.
 pub const BACKUPS_PREFIX: &str = "backups/";
 /// Prefix of the WAL archive.
@@ -18,17 +18,23 @@ const MANIFEST_NAME: &str = "manifest";
 /// Name of the marker a running backup writes into its directory.
 const IN_PROGRESS_NAME: &str = "in-progress";
 
-/// `blocks/ab/abcdef…`: the block whose plaintext has BLAKE3 hash `hex` (64 hex digits). The
-/// two-character fan-out keeps local directories small.
-pub fn block_key(hex: &str) -> String {
-    format!("{BLOCKS_PREFIX}{}/{hex}", &hex[..2])
+/// The name a block goes by inside the codec (authenticated with it when encrypted) and in
+/// messages: `blocks/<hash>`. Blocks are not objects of their own; they live in packs.
+pub fn block_name(hex: &str) -> String {
+    format!("blocks/{hex}")
 }
 
-/// The block hash in a block key, if `key` is one.
-pub fn block_hash_of(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix(BLOCKS_PREFIX)?;
-    let (fan, hash) = rest.split_once('/')?;
-    (fan.len() == 2 && hash.len() == 64 && hash.starts_with(fan)).then_some(hash)
+/// `packs/ab/ab12…`: pack `id` (32 hex digits); the two-character fan-out keeps local
+/// directories small.
+pub fn pack_key(id: &str) -> String {
+    format!("{PACKS_PREFIX}{}/{id}", &id[..2])
+}
+
+/// The pack id in a pack key, if `key` is one.
+pub fn pack_id_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(PACKS_PREFIX)?;
+    let (fan, id) = rest.split_once('/')?;
+    (fan.len() == 2 && id.len() == 32 && id.starts_with(fan)).then_some(id)
 }
 
 /// `backups/<label>/manifest`: the object whose presence alone makes a backup valid.
@@ -76,13 +82,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_keys_round_trip() {
-        let hash = "ab".repeat(32);
-        let key = block_key(&hash);
-        assert_eq!(key, format!("blocks/ab/{hash}"));
-        assert_eq!(block_hash_of(&key), Some(hash.as_str()));
-        assert_eq!(block_hash_of("blocks/ab/short"), None);
-        assert_eq!(block_hash_of("backups/x/manifest"), None);
+    fn pack_keys_round_trip() {
+        let id = "ab".repeat(16);
+        let key = pack_key(&id);
+        assert_eq!(key, format!("packs/ab/{id}"));
+        assert_eq!(pack_id_of(&key), Some(id.as_str()));
+        assert_eq!(pack_id_of("packs/ab/short"), None);
+        assert_eq!(pack_id_of("backups/x/manifest"), None);
+        assert_eq!(block_name("cd"), "blocks/cd");
     }
 
     #[test]

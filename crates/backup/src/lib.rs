@@ -15,6 +15,7 @@ mod backup;
 pub mod chunk;
 mod codec;
 mod config;
+mod cpu_pool;
 mod error;
 pub mod exclude;
 mod expire;
@@ -23,6 +24,7 @@ mod key;
 pub mod keys;
 mod label;
 mod manifest;
+pub mod pack;
 pub mod page;
 mod pgdata;
 pub mod recovery;
@@ -39,13 +41,12 @@ pub use codec::{Codec, DEFAULT_LEVEL};
 pub use config::RepoConfig;
 pub use error::BackupError;
 pub use expire::{
-    choose_expired, expire, BackupFacts, ExpireOptions, ExpireReport, Retention,
-    DEFAULT_BLOCK_GRACE,
+    choose_expired, expire, BackupFacts, ExpireOptions, ExpireReport, Retention, DEFAULT_PACK_GRACE,
 };
 pub use info::{info, BackupInfo, RepositoryInfo};
 pub use key::{RepoKey, KEY_ENV};
 pub use label::{backup_label, format_utc};
-pub use manifest::{BackupType, BadPage, Entry, EntryKind, Manifest, Totals};
+pub use manifest::{BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Totals};
 pub use repository::{OpenMode, Repository, WalPut};
 pub use restore::{restore, Owner, RestoreOptions, RestoreSummary};
 pub use verify::{verify, Problem, VerifyReport};

@@ -4,6 +4,7 @@
 
 use crate::wal::{Lsn, TimelineId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,17 @@ pub struct BadPage {
     pub block: u32,
 }
 
+/// Where a stored block lives: bytes `offset..offset + length` of pack `pack` (see pack.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockLocation {
+    /// Pack id (32 hex digits).
+    pub pack: String,
+    /// Offset of the block's encoded bytes in the pack.
+    pub offset: u64,
+    /// Length of the block's encoded bytes.
+    pub length: u64,
+}
+
 /// Sizes of one backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
@@ -137,6 +149,9 @@ pub struct Manifest {
     pub wal: Vec<String>,
     /// Files, directories and links of PGDATA.
     pub entries: Vec<Entry>,
+    /// Where every block the entries name is stored (those shared with earlier backups too), so
+    /// a restore needs this manifest only.
+    pub blocks: BTreeMap<String, BlockLocation>,
     /// Pages that failed checksum verification while read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_pages: Vec<BadPage>,
@@ -166,6 +181,11 @@ impl Manifest {
             .flat_map(|entry| entry.blocks.iter().map(String::as_str))
     }
 
+    /// Where block `hash` is stored, if this manifest says.
+    pub fn location(&self, hash: &str) -> Option<&BlockLocation> {
+        self.blocks.get(hash)
+    }
+
     /// Plaintext length of block `index` of a file of `size` bytes cut into `chunk_size` chunks.
     pub fn block_len(size: u64, chunk_size: u64, index: usize) -> u64 {
         let start = index as u64 * chunk_size;
@@ -179,7 +199,7 @@ mod tests {
 
     pub(crate) fn sample() -> Manifest {
         Manifest {
-            format_version: 1,
+            format_version: 2,
             label: "20261125-181500F".into(),
             backup_type: BackupType::Full,
             parent: None,
@@ -217,6 +237,17 @@ mod tests {
                     target: None,
                 },
             ],
+            blocks: [("aa", 0), ("bb", 9000)]
+                .into_iter()
+                .map(|(byte, offset)| {
+                    let location = BlockLocation {
+                        pack: "cd".repeat(16),
+                        offset,
+                        length: 9000,
+                    };
+                    (byte.repeat(32), location)
+                })
+                .collect(),
             bad_pages: vec![],
             wal_summaries: false,
             from_standby: false,
@@ -235,6 +266,7 @@ mod tests {
         assert_eq!(back.file("base/1/1259").unwrap().blocks.len(), 2);
         assert!(back.file("base").is_none());
         assert_eq!(back.block_hashes().count(), 2);
+        assert_eq!(back.location(&"bb".repeat(32)).unwrap().offset, 9000);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::config::RepoConfig;
 use crate::error::BackupError;
 use crate::key::RepoKey;
 use crate::keys::{self, CONFIG_KEY, FORMAT_VERSION};
-use crate::manifest::Manifest;
+use crate::manifest::{BlockLocation, Manifest};
 use crate::wal::TimelineId;
 use bytes::Bytes;
 use pgdbre_storage::{Location, PutOutcome, Storage, StorageError};
@@ -163,76 +163,35 @@ impl Repository {
             .map_err(|error| BackupError::corrupt(key, format!("decoder task failed: {error}")))?
     }
 
-    /// Whether block `hash` is stored.
-    pub async fn has_block(&self, hash: &str) -> Result<bool, BackupError> {
-        Ok(self.storage.size(&keys::block_key(hash)).await?.is_some())
-    }
-
-    /// Stores a chunk under its content address `hash` unless present; the stored size when
-    /// written now.
-    pub async fn put_block(
+    /// The stored bytes of blocks at `locations` of pack `pack`, not yet verified: callers
+    /// decode them with [`decode_block`] on threads of their own. Nearby blocks are read
+    /// together.
+    pub async fn get_pack_ranges(
         &self,
-        hash: &str,
-        plaintext: Vec<u8>,
-    ) -> Result<Option<u64>, BackupError> {
-        self.put_new(&keys::block_key(hash), plaintext).await
-    }
-
-    /// Stores block `hash` already encoded with [`Repository::codec`] unless present, its
-    /// durability deferred to the next [`Repository::put_manifest`] (which syncs the storage
-    /// first), so a backup's many blocks are not fsynced one by one. An existing object is
-    /// trusted only if it decodes to its address: one left by a backup whose machine crashed
-    /// before that sync may be empty or torn, and is replaced. The stored size when written now.
-    pub async fn store_encoded_block(
-        &self,
-        hash: &str,
-        stored: Vec<u8>,
-    ) -> Result<Option<u64>, BackupError> {
-        let key = keys::block_key(hash);
-        let size = stored.len() as u64;
-        let stored = Bytes::from(stored);
-        match self
-            .storage
-            .put_if_absent_deferred(&key, stored.clone())
-            .await?
-        {
-            PutOutcome::Created => Ok(Some(size)),
-            PutOutcome::AlreadyExists => match self.get_block(hash).await {
-                Ok(_) => Ok(None),
-                Err(BackupError::Corrupt { .. } | BackupError::MissingObject { .. }) => {
-                    tracing::warn!("replacing damaged block {key}");
-                    self.storage.put(&key, stored).await?;
-                    Ok(Some(size))
-                }
-                Err(error) => Err(error),
-            },
-        }
-    }
-
-    /// The plaintext of block `hash`, verified against its stored checksum and its address.
-    pub async fn get_block(&self, hash: &str) -> Result<Vec<u8>, BackupError> {
-        let stored = self.get_block_stored(hash).await?;
-        let codec = self.codec.clone();
-        let hash = hash.to_string();
-        tokio::task::spawn_blocking(move || decode_block(&codec, &hash, &stored))
-            .await
-            .map_err(|error| BackupError::Server(format!("decoder task failed: {error}")))?
-    }
-
-    /// The stored bytes of block `hash`, not yet verified: for callers that decode them with
-    /// [`decode_block`] on a thread of their own.
-    pub async fn get_block_stored(&self, hash: &str) -> Result<Bytes, BackupError> {
-        let key = keys::block_key(hash);
-        match self.storage.get(&key).await {
-            Ok(stored) => Ok(stored),
+        pack: &str,
+        locations: &[&BlockLocation],
+    ) -> Result<Vec<Bytes>, BackupError> {
+        let key = keys::pack_key(pack);
+        let ranges: Vec<std::ops::Range<u64>> = locations
+            .iter()
+            .map(|location| location.offset..location.offset + location.length)
+            .collect();
+        match self.storage.get_ranges(&key, &ranges).await {
+            Ok(parts) => Ok(parts),
             Err(StorageError::NotFound { .. }) => Err(BackupError::MissingObject { key }),
+            // A range past the end: the pack was truncated.
+            Err(StorageError::Other { detail, .. })
+                if detail.to_ascii_lowercase().contains("range") =>
+            {
+                Err(BackupError::corrupt(&key, format!("truncated ({detail})")))
+            }
             Err(error) => Err(error.into()),
         }
     }
 
     /// Writes `manifest` as the last step of a backup: atomically, and never over another.
     pub async fn put_manifest(&self, manifest: &Manifest) -> Result<(), BackupError> {
-        // Blocks were stored with deferred durability; the manifest must never name a block a
+        // Packs were stored with deferred durability; the manifest must never name a block a
         // crash could still lose.
         self.storage.sync().await?;
         let key = keys::manifest_key(&manifest.label);
@@ -311,20 +270,32 @@ impl Repository {
     }
 }
 
-/// The plaintext of block `hash` from its stored bytes, after verifying the stored checksum and
-/// the content address. CPU work: run it off the async threads.
+/// The plaintext of block `hash` from its `stored` bytes at `location`, after verifying the
+/// stored checksum and the content address; damage names the pack, the offset and the block.
+/// CPU work: run it off the async threads.
 pub(crate) fn decode_block(
     codec: &Codec,
     hash: &str,
+    location: &BlockLocation,
     stored: &[u8],
 ) -> Result<Vec<u8>, BackupError> {
-    let key = keys::block_key(hash);
-    let plaintext = codec.decode(&key, stored)?;
+    let damaged = |reason: String| {
+        BackupError::corrupt(
+            &keys::pack_key(&location.pack),
+            format!("block {hash} at offset {}: {reason}", location.offset),
+        )
+    };
+    if stored.len() as u64 != location.length {
+        return Err(damaged("truncated".into()));
+    }
+    let plaintext = codec
+        .decode(&keys::block_name(hash), stored)
+        .map_err(|error| match error {
+            BackupError::Corrupt { reason, .. } => damaged(reason),
+            other => other,
+        })?;
     if blake3::hash(&plaintext).to_hex().as_str() != hash {
-        return Err(BackupError::corrupt(
-            &key,
-            "content does not match its address",
-        ));
+        return Err(damaged("content does not match its address".into()));
     }
     Ok(plaintext)
 }

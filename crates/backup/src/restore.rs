@@ -8,23 +8,18 @@
 
 use crate::error::BackupError;
 use crate::key::RepoKey;
-use crate::manifest::{Entry, EntryKind, Manifest};
+use crate::manifest::{BlockLocation, Entry, EntryKind, Manifest};
 use crate::recovery::{
     recovery_settings, restore_command, strip_recovery_settings, RecoveryTarget, TargetAction,
 };
 use crate::repository::{decode_block, OpenMode, Repository};
 use futures::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use tokio::sync::Semaphore;
-
-/// Blocks of one file in flight at once (fetched, being decoded and verified, being written):
-/// enough for one large file to keep every job busy, few enough to bound memory.
-const BLOCK_PREFETCH: usize = 4;
 
 /// The OS user and group restored files belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,47 +94,61 @@ pub async fn restore(options: RestoreOptions) -> Result<RestoreSummary, BackupEr
     }
     create_directories_and_links(&pgdata, &manifest)?;
 
-    let written = AtomicU64::new(0);
-    let unchanged = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let cpu = Semaphore::new(options.jobs.max(1));
     let files: Vec<&Entry> = manifest
         .entries
         .iter()
         .filter(|entry| entry.kind == EntryKind::File)
         .collect();
-    let results: Vec<Result<(), BackupError>> = futures::stream::iter(files)
+    let jobs = options.jobs.max(1);
+    // 1. Create (or, with --delta, compare) every file: which chunks each one needs.
+    let needed: Vec<Result<Vec<usize>, BackupError>> = futures::stream::iter(files.iter())
         .map(|entry| {
-            let repository = &repository;
-            let pgdata = &pgdata;
-            let (written, unchanged, bytes, cpu) = (&written, &unchanged, &bytes, &cpu);
+            let absolute = pgdata.join(&entry.path);
+            let entry = (*entry).clone();
+            let (chunk_size, delta) = (manifest.chunk_size, options.delta);
             async move {
-                let changed = restore_file(
-                    repository,
-                    pgdata,
-                    entry,
-                    manifest.chunk_size,
-                    options.delta,
-                    cpu,
-                )
-                .await?;
-                if changed > 0 || entry.size == 0 {
-                    written.fetch_add(1, Ordering::Relaxed);
-                    bytes.fetch_add(changed, Ordering::Relaxed);
-                } else {
-                    unchanged.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
+                tokio::task::spawn_blocking(move || {
+                    prepare_file(&absolute, &entry, chunk_size, delta)
+                })
+                .await
+                .map_err(|error| BackupError::Server(format!("restore task failed: {error}")))?
             }
         })
-        // Twice as many files as jobs: small files mostly wait (create, fetch, metadata), and
-        // the decoding and writing stays limited to `--jobs` threads by `cpu`.
-        .buffer_unordered(options.jobs.max(1) * 2)
+        .buffered(jobs * 2)
+        .collect()
+        .await;
+    let needed = needed.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // 2. Fetch the needed blocks pack by pack and write them where they go.
+    let written: Vec<AtomicU64> = files.iter().map(|_| AtomicU64::new(0)).collect();
+    let by_pack = group_by_pack(&manifest, &files, &needed)?;
+    let cpu = Semaphore::new(jobs);
+    let context = WriteContext {
+        repository: &repository,
+        pgdata: &pgdata,
+        files: &files,
+        written: &written,
+        cpu: &cpu,
+        jobs,
+    };
+    let results: Vec<Result<(), BackupError>> = futures::stream::iter(by_pack)
+        .map(|(pack, blocks)| restore_pack(&context, pack, blocks))
+        .buffer_unordered(jobs)
         .collect()
         .await;
     results
         .into_iter()
         .collect::<Result<Vec<()>, BackupError>>()?;
+    // 3. Sizes, modes and times, once the contents are in place.
+    let mut files_written = 0;
+    let mut bytes_written = 0;
+    for (entry, written) in files.iter().zip(&written) {
+        let changed = written.load(Ordering::Relaxed);
+        finish_file(&pgdata.join(&entry.path), entry)?;
+        if changed > 0 || entry.size == 0 {
+            files_written += 1;
+            bytes_written += changed;
+        }
+    }
 
     write_wal(&repository, &pgdata, &manifest).await?;
     write_recovery_files(&pgdata, &manifest, &options, &repository)?;
@@ -150,9 +159,9 @@ pub async fn restore(options: RestoreOptions) -> Result<RestoreSummary, BackupEr
     tracing::info!(label, pgdata = %pgdata.display(), "restore complete");
     Ok(RestoreSummary {
         label,
-        files_written: written.into_inner(),
-        files_unchanged: unchanged.into_inner(),
-        bytes_written: bytes.into_inner(),
+        files_written,
+        files_unchanged: files.len() as u64 - files_written,
+        bytes_written,
         elapsed: began.elapsed(),
     })
 }
@@ -308,30 +317,24 @@ fn create_directories_and_links(pgdata: &Path, manifest: &Manifest) -> Result<()
     Ok(())
 }
 
-/// Writes one file; returns the bytes written (0 when a delta found it identical). Blocks are
-/// fetched [`BLOCK_PREFETCH`] at a time and each is decoded, verified and written at its offset
-/// on a blocking thread holding a `cpu` permit (one per job). Nothing is fsynced here: the
-/// restore syncs the file systems once at the end ([`sync_file_systems`]).
-async fn restore_file(
-    repository: &Repository,
-    pgdata: &Path,
+/// Creates `absolute` (truncating it), or with `delta` keeps a file of the right size and
+/// compares it chunk by chunk; returns the indexes of the chunks to write.
+fn prepare_file(
+    absolute: &Path,
     entry: &Entry,
     chunk_size: u64,
     delta: bool,
-    cpu: &Semaphore,
-) -> Result<u64, BackupError> {
-    let absolute = pgdata.join(&entry.path);
+) -> Result<Vec<usize>, BackupError> {
     let existing_matches_size = delta
-        && std::fs::symlink_metadata(&absolute)
+        && std::fs::symlink_metadata(absolute)
             .is_ok_and(|metadata| metadata.is_file() && metadata.len() == entry.size);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .read(true)
         .truncate(!existing_matches_size)
-        .open(&absolute)
-        .map_err(|error| BackupError::io("create", &absolute, error))?;
-    // Delta: keep the chunks that already match.
+        .open(absolute)
+        .map_err(|error| BackupError::io("create", absolute, error))?;
     let mut needed = Vec::with_capacity(entry.blocks.len());
     for (index, hash) in entry.blocks.iter().enumerate() {
         if existing_matches_size {
@@ -347,56 +350,163 @@ async fn restore_file(
         }
         needed.push(index);
     }
-    let file = Arc::new(file);
-    let mut blocks = futures::stream::iter(needed)
-        .map(|index| {
-            let file = file.clone();
-            let absolute = absolute.clone();
-            async move {
-                let hash = entry.blocks[index].clone();
-                let stored = repository.get_block_stored(&hash).await?;
-                let codec = repository.codec().clone();
-                let _permit = cpu.acquire().await.map_err(|error| {
-                    BackupError::Server(format!("restore workers stopped: {error}"))
-                })?;
-                tokio::task::spawn_blocking(move || {
-                    let data = decode_block(&codec, &hash, &stored)?;
-                    let offset = index as u64 * chunk_size;
-                    file.write_all_at(&data, offset)
-                        .map_err(|error| BackupError::io("write", &absolute, error))?;
-                    start_write_back(&file, offset, data.len());
-                    Ok(data.len() as u64)
+    Ok(needed)
+}
+
+/// One block a restore needs from a pack, and every place it goes (file index, offset).
+struct Needed<'a> {
+    hash: &'a str,
+    location: &'a BlockLocation,
+    targets: Vec<(usize, u64)>,
+}
+
+/// The needed chunks of every file, grouped by the pack holding them, in pack order.
+fn group_by_pack<'a>(
+    manifest: &'a Manifest,
+    files: &[&'a Entry],
+    needed: &[Vec<usize>],
+) -> Result<BTreeMap<&'a str, Vec<Needed<'a>>>, BackupError> {
+    let mut by_hash: HashMap<&str, Needed<'a>> = HashMap::new();
+    for (file, indexes) in needed.iter().enumerate() {
+        for &index in indexes {
+            let hash = files[file].blocks[index].as_str();
+            let location = manifest.location(hash).ok_or_else(|| {
+                BackupError::corrupt(
+                    &crate::keys::manifest_key(&manifest.label),
+                    format!(
+                        "it names block {hash} (of {}) but not where it is",
+                        files[file].path
+                    ),
+                )
+            })?;
+            by_hash
+                .entry(hash)
+                .or_insert_with(|| Needed {
+                    hash,
+                    location,
+                    targets: Vec::new(),
                 })
-                .await
-                .map_err(|error| {
-                    BackupError::Server(format!("restore writer task failed: {error}"))
-                })?
-            }
-        })
-        .buffer_unordered(BLOCK_PREFETCH);
-    let mut written = 0u64;
-    while let Some(result) = blocks.next().await {
-        written += result.map_err(|error| match error {
-            BackupError::Corrupt { key, reason } => BackupError::Corrupt {
-                key,
-                reason: format!("{reason}; needed by {} in this backup", entry.path),
-            },
+                .targets
+                .push((file, index as u64 * manifest.chunk_size));
+        }
+    }
+    let mut by_pack: BTreeMap<&str, Vec<Needed<'a>>> = BTreeMap::new();
+    for needed in by_hash.into_values() {
+        by_pack
+            .entry(needed.location.pack.as_str())
+            .or_default()
+            .push(needed);
+    }
+    for blocks in by_pack.values_mut() {
+        blocks.sort_by_key(|needed| needed.location.offset);
+    }
+    Ok(by_pack)
+}
+
+/// What writing blocks shares.
+struct WriteContext<'a> {
+    repository: &'a Repository,
+    pgdata: &'a Path,
+    files: &'a [&'a Entry],
+    /// Bytes written per file.
+    written: &'a [AtomicU64],
+    /// One permit per job: bounds the threads decoding and writing to `--jobs`.
+    cpu: &'a Semaphore,
+    jobs: usize,
+}
+
+/// Reads the `blocks` needed from `pack` in one request, then decodes, verifies and writes
+/// each to every place it goes, `jobs` at a time.
+async fn restore_pack(
+    context: &WriteContext<'_>,
+    pack: &str,
+    blocks: Vec<Needed<'_>>,
+) -> Result<(), BackupError> {
+    let locations: Vec<&BlockLocation> = blocks.iter().map(|needed| needed.location).collect();
+    let stored = context
+        .repository
+        .get_pack_ranges(pack, &locations)
+        .await
+        .map_err(|error| match error {
             BackupError::MissingObject { key } => BackupError::Corrupt {
                 key,
-                reason: format!("missing; needed by {} in this backup", entry.path),
+                reason: format!(
+                    "missing; needed by {} in this backup",
+                    context.files[blocks[0].targets[0].0].path
+                ),
             },
             other => other,
         })?;
+    let results: Vec<Result<(), BackupError>> = futures::stream::iter(blocks.iter().zip(stored))
+        .map(|(needed, stored)| write_block(context, needed, stored))
+        .buffer_unordered(context.jobs)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn write_block(
+    context: &WriteContext<'_>,
+    needed: &Needed<'_>,
+    stored: bytes::Bytes,
+) -> Result<(), BackupError> {
+    let codec = context.repository.codec().clone();
+    let (hash, location) = (needed.hash.to_string(), needed.location.clone());
+    let targets: Vec<(PathBuf, u64)> = needed
+        .targets
+        .iter()
+        .map(|&(file, offset)| (context.pgdata.join(&context.files[file].path), offset))
+        .collect();
+    let _permit = context
+        .cpu
+        .acquire()
+        .await
+        .map_err(|error| BackupError::Server(format!("restore workers stopped: {error}")))?;
+    let length = tokio::task::spawn_blocking(move || {
+        let data = decode_block(&codec, &hash, &location, &stored)?;
+        for (absolute, offset) in &targets {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(absolute)
+                .map_err(|error| BackupError::io("open", absolute, error))?;
+            file.write_all_at(&data, *offset)
+                .map_err(|error| BackupError::io("write", absolute, error))?;
+            start_write_back(&file, *offset, data.len());
+        }
+        Ok::<_, BackupError>(data.len() as u64)
+    })
+    .await
+    .map_err(|error| BackupError::Server(format!("restore writer task failed: {error}")))?
+    .map_err(|error| match error {
+        BackupError::Corrupt { key, reason } => BackupError::Corrupt {
+            key,
+            reason: format!(
+                "{reason}; needed by {} in this backup",
+                context.files[needed.targets[0].0].path
+            ),
+        },
+        other => other,
+    })?;
+    for &(file, _) in &needed.targets {
+        context.written[file].fetch_add(length, Ordering::Relaxed);
     }
-    drop(blocks);
+    Ok(())
+}
+
+/// Sets the size, mode and modification time of a restored file.
+fn finish_file(absolute: &Path, entry: &Entry) -> Result<(), BackupError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(absolute)
+        .map_err(|error| BackupError::io("open", absolute, error))?;
     file.set_len(entry.size)
-        .map_err(|error| BackupError::io("truncate", &absolute, error))?;
+        .map_err(|error| BackupError::io("truncate", absolute, error))?;
     file.set_permissions(std::fs::Permissions::from_mode(entry.mode))
-        .map_err(|error| BackupError::io("set permissions of", &absolute, error))?;
+        .map_err(|error| BackupError::io("set permissions of", absolute, error))?;
     let mtime = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
     file.set_modified(mtime)
-        .map_err(|error| BackupError::io("set the modification time of", &absolute, error))?;
-    Ok(written)
+        .map_err(|error| BackupError::io("set the modification time of", absolute, error))?;
+    Ok(())
 }
 
 /// Starts writing `length` bytes at `offset` of `file` to disk without waiting, so the disk

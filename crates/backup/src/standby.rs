@@ -29,11 +29,13 @@
 
 use crate::chunk::content_address;
 use crate::error::BackupError;
-use crate::manifest::{Entry, EntryKind};
+use crate::keys;
+use crate::manifest::{BlockLocation, Entry, EntryKind};
+use crate::pack::PackWriter;
 use crate::pgdata;
-use crate::repository::Repository;
 use crate::wal::{segments_between, Lsn, TimelineId};
 use pgdbre_pg::Session;
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,10 +43,12 @@ use std::time::{Duration, Instant};
 /// `pg_control`, relative to PGDATA.
 const CONTROL_FILE: &str = "global/pg_control";
 
-/// Reads `global/pg_control` again, stores its block if the repository lacks it, and puts the
-/// new entry in place of the one the parallel copy made. Returns the stored bytes it added.
+/// Reads `global/pg_control` again, stores its block unless `known` (stored before this backup)
+/// has it, and puts the new entry in place of the one the parallel copy made. Returns the
+/// stored bytes it added.
 pub(crate) async fn copy_control_file_last(
-    repository: &Repository,
+    packs: &PackWriter<'_>,
+    known: &HashMap<String, BlockLocation>,
     pgdata: &Path,
     entries: &mut Vec<Entry>,
 ) -> Result<u64, BackupError> {
@@ -60,8 +64,16 @@ pub(crate) async fn copy_control_file_last(
     .map_err(|error| BackupError::io("read", &path, error))?;
     let hash = content_address(&bytes);
     let size = bytes.len() as u64;
-    // Create-only: a block already stored is left as it is.
-    let stored = repository.put_block(&hash, bytes).await?.unwrap_or(0);
+    let mut stored = 0;
+    if !known.contains_key(&hash) {
+        // Added again if the parallel copy read the same bytes: both copies are valid.
+        let encoded = packs
+            .repository()
+            .codec()
+            .encode(&keys::block_name(&hash), &bytes)?;
+        stored = encoded.len() as u64;
+        packs.add(hash.clone(), &encoded).await?;
+    }
     let entry = Entry {
         path: CONTROL_FILE.to_string(),
         kind: EntryKind::File,

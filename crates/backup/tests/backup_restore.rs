@@ -220,12 +220,11 @@ async fn delta_restore_rewrites_only_what_differs() {
     assert_eq!(table_md5(server.node(), &db, "t"), source);
 }
 
-/// Blocks are made durable once, before the manifest, not one by one: a machine crash during a
-/// backup can leave empty or torn blocks under their final names. A later backup must not trust
-/// them because they exist; it verifies an existing block it has not seen in a manifest and
-/// replaces a damaged one.
+/// Packs are made durable once, before the manifest, not one by one: a machine crash during a
+/// backup can leave empty or torn packs. No later backup may use them: they are named by no
+/// manifest, so the next backup stores its blocks in packs of its own, and restores exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn torn_blocks_left_by_a_crashed_backup_are_replaced() {
+async fn packs_left_by_a_crashed_backup_are_never_used() {
     let cluster = shared();
     let primary = cluster.primary();
     let db = fresh_database(cluster);
@@ -243,9 +242,11 @@ async fn torn_blocks_left_by_a_crashed_backup_are_replaced() {
         .await
         .unwrap()
         .manifest;
-    // As if the machine had crashed before that backup's sync: every block empty, no manifest.
-    for block in files_under(&dir.path().join("repo/blocks"), "") {
-        std::fs::write(&block, b"").unwrap();
+    // As if the machine had crashed before that backup's sync: every pack empty, no manifest.
+    let torn = files_under(&dir.path().join("repo/packs"), "");
+    assert!(!torn.is_empty());
+    for pack in &torn {
+        std::fs::write(pack, b"").unwrap();
     }
     std::fs::remove_file(
         dir.path()
@@ -259,18 +260,17 @@ async fn torn_blocks_left_by_a_crashed_backup_are_replaced() {
         .await
         .unwrap()
         .manifest;
-    let crashed_blocks: std::collections::HashSet<&String> = crashed
-        .entries
-        .iter()
-        .flat_map(|entry| &entry.blocks)
+    let crashed_packs: std::collections::HashSet<&String> = crashed
+        .blocks
+        .values()
+        .map(|location| &location.pack)
         .collect();
     assert!(
         manifest
-            .entries
-            .iter()
-            .flat_map(|entry| &entry.blocks)
-            .any(|hash| crashed_blocks.contains(hash)),
-        "the second backup must meet blocks of the first"
+            .blocks
+            .values()
+            .all(|location| !crashed_packs.contains(&location.pack)),
+        "the second backup uses a pack of the crashed one"
     );
     let repository = Repository::open(&repo, None, OpenMode::Existing)
         .await

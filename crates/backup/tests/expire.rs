@@ -19,8 +19,8 @@ fn keep_full(count: usize) -> ExpireOptions {
         full: Some(count),
         days: None,
     });
-    // The tests' blocks are seconds old; the grace period is tested by the in-progress rule.
-    options.block_grace = Duration::ZERO;
+    // The tests' packs are seconds old; the grace period is tested by the in-progress rule.
+    options.pack_grace = Duration::ZERO;
     options
 }
 
@@ -35,10 +35,11 @@ async fn keys_under(repository: &Repository, prefix: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn block_keys<'a>(manifests: impl IntoIterator<Item = &'a Manifest>) -> BTreeSet<String> {
+fn pack_keys<'a>(manifests: impl IntoIterator<Item = &'a Manifest>) -> BTreeSet<String> {
     manifests
         .into_iter()
-        .flat_map(|manifest| manifest.block_hashes().map(keys::block_key))
+        .flat_map(|manifest| manifest.blocks.values())
+        .map(|location| keys::pack_key(&location.pack))
         .collect()
 }
 
@@ -98,7 +99,7 @@ async fn expire_keeps_what_retained_backups_need_and_deletes_the_rest() {
     dry_run.dry_run = true;
     let planned = expire(&repository, &dry_run).await.unwrap();
     assert_eq!(planned.expired, [old.label.as_str()]);
-    assert!(planned.blocks_deleted > 0, "{planned:?}");
+    assert!(planned.packs_deleted > 0, "{planned:?}");
     assert_eq!(
         keys_under(&repository, "").await,
         all_before,
@@ -111,7 +112,7 @@ async fn expire_keeps_what_retained_backups_need_and_deletes_the_rest() {
         report.retained,
         [full.label.clone(), incremental.label.clone()]
     );
-    assert_eq!(report.blocks_deleted, planned.blocks_deleted);
+    assert_eq!(report.packs_deleted, planned.packs_deleted);
     assert_eq!(
         repository.labels().await.unwrap(),
         [full.label.clone(), incremental.label.clone()]
@@ -119,10 +120,10 @@ async fn expire_keeps_what_retained_backups_need_and_deletes_the_rest() {
     assert!(keys_under(&repository, &format!("backups/{}/", old.label))
         .await
         .is_empty());
-    // Exactly the blocks the retained backups reference remain.
+    // Exactly the packs the retained backups reference remain.
     assert_eq!(
-        keys_under(&repository, keys::BLOCKS_PREFIX).await,
-        block_keys([&full, &incremental])
+        keys_under(&repository, keys::PACKS_PREFIX).await,
+        pack_keys([&full, &incremental])
     );
     // WAL: the old backup's segments are gone, everything from the oldest retained start stays.
     let wal = keys_under(&repository, keys::WAL_PREFIX).await;
@@ -230,10 +231,10 @@ async fn expire_during_a_running_backup_deletes_nothing_it_needs() {
     );
     assert_eq!(report.expired, [first.label.as_str()]);
     assert_eq!(report.running.len(), 1, "{report:?}");
-    assert_eq!(report.blocks_deleted, 0, "{report:?}");
+    assert_eq!(report.packs_deleted, 0, "{report:?}");
     assert!(
         report
-            .blocks_skipped_because
+            .packs_skipped_because
             .as_deref()
             .unwrap_or("")
             .contains("running"),
@@ -244,10 +245,10 @@ async fn expire_during_a_running_backup_deletes_nothing_it_needs() {
     // With the backup done, a second expire collects what the first left.
     let after = expire(&repository, &keep_full(1)).await.unwrap();
     assert_eq!(after.expired, [second.label.as_str()]);
-    assert!(after.blocks_deleted > 0, "{after:?}");
+    assert!(after.packs_deleted > 0, "{after:?}");
     assert_eq!(
-        keys_under(&repository, keys::BLOCKS_PREFIX).await,
-        block_keys([&third])
+        keys_under(&repository, keys::PACKS_PREFIX).await,
+        pack_keys([&third])
     );
     let check = verify(&repository, 2).await.unwrap();
     assert!(check.is_ok(), "{:?}", check.problems);

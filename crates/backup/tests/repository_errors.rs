@@ -5,7 +5,7 @@
 mod support;
 
 use pgdbre_backup::{
-    backup, restore, verify, BackupError, BackupType, OpenMode, RepoKey, Repository,
+    backup, keys, restore, verify, BackupError, BackupType, OpenMode, RepoKey, Repository,
 };
 use pgdbre_lab::testing::shared;
 use pgdbre_lab::{Cluster, LabOptions, PgInstall};
@@ -25,11 +25,9 @@ async fn flipped_byte_in_a_block_is_named_by_verify_and_refused_by_restore() {
     let label = summary.manifest.label.clone();
     // The block of pg_control: every restore needs it.
     let hash = summary.manifest.file("global/pg_control").unwrap().blocks[0].clone();
-    let block = dir
-        .path()
-        .join("repo")
-        .join(format!("blocks/{}/{hash}", &hash[..2]));
-    flip_byte(&block);
+    let location = summary.manifest.location(&hash).unwrap().clone();
+    let pack = dir.path().join("repo").join(keys::pack_key(&location.pack));
+    flip_byte_at(&pack, location.offset + location.length / 2);
 
     let repository = Repository::open(&repo, None, OpenMode::Existing)
         .await
@@ -38,10 +36,10 @@ async fn flipped_byte_in_a_block_is_named_by_verify_and_refused_by_restore() {
     assert!(!report.is_ok());
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let problem = &report.problems[0];
-    assert_eq!(problem.object, format!("blocks/{}/{hash}", &hash[..2]));
+    assert_eq!(problem.object, keys::pack_key(&location.pack));
     assert_eq!(problem.backups, vec![label]);
     assert!(
-        problem.what.contains("checksum mismatch"),
+        problem.what.contains("checksum mismatch") && problem.what.contains(&hash),
         "{}",
         problem.what
     );

@@ -121,6 +121,8 @@ async fn backup_from_a_standby_restores_exactly() {
     let report = verify(&repository, 2).await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(report.backups.len(), 2);
+    let listed = pgdbre_backup::info(&repository).await.unwrap();
+    assert!(listed.backups.iter().all(|backup| backup.from_standby));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

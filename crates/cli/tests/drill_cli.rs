@@ -393,9 +393,9 @@ fn a_missed_rto_target_fails_the_drill() {
 fn a_corrupted_repository_fails_cleanly_and_is_recorded() {
     let fixture = Fixture::new();
     let label = fixture.backup();
-    let blocks = blocks_under(&Path::new(&fixture.repo()).join("blocks"));
-    // The largest block: a relation's data, which the restore must read.
-    let block = blocks
+    let packs = blocks_under(&Path::new(&fixture.repo()).join("packs"));
+    // The middle of the largest pack: a block of relation data, which the restore must read.
+    let block = packs
         .iter()
         .max_by_key(|path| std::fs::metadata(path).unwrap().len())
         .unwrap();
@@ -408,7 +408,7 @@ fn a_corrupted_repository_fails_cleanly_and_is_recorded() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("restore failed: object blocks/"),
+        stdout.contains("restore failed: object packs/"),
         "{}",
         text(&out)
     );

@@ -286,6 +286,20 @@ impl Storage {
             .map_err(classify)
     }
 
+    /// Reads byte `ranges` of the object under `key` (nearby ranges are fetched together);
+    /// [`StorageError::NotFound`] when there is no object.
+    pub async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<Bytes>, StorageError> {
+        let path = self.path(key)?;
+        self.store
+            .get_ranges(&path, ranges)
+            .await
+            .map_err(|error| classify(&self.target, key, error))
+    }
+
     /// The size of the object under `key`, or `None` when there is none.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         let path = self.path(key)?;

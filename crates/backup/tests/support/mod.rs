@@ -121,8 +121,13 @@ pub fn files_under(dir: &Path, needle: &str) -> Vec<PathBuf> {
 
 /// Flips one byte in the middle of `path`.
 pub fn flip_byte(path: &Path) {
+    let middle = std::fs::metadata(path).unwrap().len() / 2;
+    flip_byte_at(path, middle);
+}
+
+/// Flips one bit of the byte at `offset` of `path`.
+pub fn flip_byte_at(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
+    bytes[offset as usize] ^= 0x40;
     std::fs::write(path, bytes).unwrap();
 }

@@ -14,9 +14,9 @@ const USAGE_ERROR: u8 = 3;
 #[derive(Debug, Args)]
 #[command(
     after_help = "A backup set (a full backup and its incrementals) is expired only when \
-every given rule allows it; the newest set is always kept. Then blocks no remaining backup \
-references are deleted (never while a backup is running, never younger than \
---block-grace-minutes), and WAL older than the oldest remaining backup's start (timeline history \
+every given rule allows it; the newest set is always kept. Then packs (the objects holding \
+blocks) no remaining backup references are deleted (never while a backup is running, never younger than \
+--pack-grace-minutes), and WAL older than the oldest remaining backup's start (timeline history \
 files are kept).\nExit status: 0 done, 1 failed, 3 bad input."
 )]
 pub struct ExpireArgs {
@@ -28,9 +28,9 @@ pub struct ExpireArgs {
     /// Keep what is needed to restore to any moment of the last D days.
     #[arg(long, value_name = "D", value_parser = clap::value_parser!(u64).range(1..))]
     pub retain_days: Option<u64>,
-    /// Unreferenced blocks younger than this are kept.
+    /// Unreferenced packs younger than this are kept.
     #[arg(long, value_name = "MINUTES", default_value_t = 60)]
-    pub block_grace_minutes: u64,
+    pub pack_grace_minutes: u64,
     /// Print what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -53,7 +53,7 @@ pub fn run(args: ExpireArgs) -> ExitCode {
         days: args.retain_days,
     });
     options.dry_run = args.dry_run;
-    options.block_grace = Duration::from_secs(args.block_grace_minutes.saturating_mul(60));
+    options.pack_grace = Duration::from_secs(args.pack_grace_minutes.saturating_mul(60));
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -102,11 +102,11 @@ fn render(report: &ExpireReport) -> String {
     }
     text.push_str(&format!("retained {} backup(s)\n", report.retained.len()));
     text.push_str(&format!(
-        "{verb} {} unreferenced block(s), {} bytes; kept {} unreferenced block(s)\n",
-        report.blocks_deleted, report.block_bytes_deleted, report.blocks_kept
+        "{verb} {} unreferenced pack(s), {} bytes; kept {} unreferenced pack(s)\n",
+        report.packs_deleted, report.pack_bytes_deleted, report.packs_kept
     ));
-    if let Some(reason) = &report.blocks_skipped_because {
-        text.push_str(&format!("block collection stopped: {reason}\n"));
+    if let Some(reason) = &report.packs_skipped_because {
+        text.push_str(&format!("pack collection stopped: {reason}\n"));
     }
     text.push_str(&format!(
         "{verb} {} WAL file(s)\n",

@@ -65,12 +65,15 @@ fn text(info: &RepositoryInfo) -> String {
         out.push_str("no backups\n");
     }
     for backup in &info.backups {
-        let kind = match backup.backup_type {
+        let mut kind = match backup.backup_type {
             BackupType::Full => "full".to_string(),
             BackupType::Incremental => {
                 format!("incr of {}", backup.parent.as_deref().unwrap_or("?"))
             }
         };
+        if backup.from_standby {
+            kind.push_str(" (from standby)");
+        }
         out.push_str(&format!(
             "  {}  {kind}  {}  PG {}  LSN {} - {} (timeline {})  {} MiB, {} files, read {} MiB, stored +{} MiB{}\n",
             backup.label,
