@@ -15,6 +15,7 @@ use crate::key::RepoKey;
 use crate::keys;
 use crate::label::backup_label;
 use crate::manifest::{BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Totals};
+use crate::marker::{marker_body, Heartbeat, Stamp, MARKER_REFRESH_INTERVAL};
 use crate::pack::{PackWriter, PACK_TARGET};
 use crate::page::{self, PAGE_SIZE};
 use crate::pgdata::{self, Found};
@@ -174,14 +175,20 @@ pub async fn backup(
 
     let (label, start_ns) = unique_label(&repository, options.backup_type).await?;
     let marker = keys::in_progress_key(&label);
-    let marker_body = format!(
-        "{{\"pid\":{},\"start_unix_ns\":{start_ns}}}",
-        std::process::id()
-    );
+    let written = Stamp::now();
     repository
         .storage()
-        .put(&marker, bytes::Bytes::from(marker_body))
+        .put(&marker, marker_body(start_ns, start_ns))
         .await?;
+    // Refreshed from now on, also while waiting for an expire: `expire` takes a marker not
+    // refreshed for `MARKER_STALE` for a killed backup's.
+    let heartbeat = Heartbeat::start(
+        &repository,
+        &marker,
+        start_ns,
+        written,
+        MARKER_REFRESH_INTERVAL,
+    );
     // After the marker, so a concurrent `expire` either sees it or is seen (see expire.rs); the
     // parent is read after it too, so no pack it names can be collected while this backup runs.
     let result = match crate::expire::wait_for_pack_collection(&repository).await {
@@ -196,6 +203,7 @@ pub async fn backup(
                     parent.as_ref(),
                     &label,
                     start_ns,
+                    &heartbeat,
                 )
                 .await
             }
@@ -203,6 +211,8 @@ pub async fn backup(
         },
         Err(error) => Err(error),
     };
+    // No refresh may land after the delete below, or the marker would outlive the backup.
+    heartbeat.stop().await;
     // The marker only protects a running backup; remove it whether the backup worked or not.
     if let Err(error) = repository.storage().delete(&marker).await {
         tracing::warn!("could not remove {marker}: {error}");
@@ -224,6 +234,7 @@ async fn run(
     parent: Option<&Manifest>,
     label: &str,
     start_ns: i64,
+    heartbeat: &Heartbeat,
 ) -> Result<Manifest, BackupError> {
     let client = session.client();
     let query_error = |error: tokio_postgres::Error| BackupError::Pg(session.query_error(&error));
@@ -393,6 +404,10 @@ async fn run(
             new_stored_bytes: copied.counters.new_stored_bytes.load(Ordering::Relaxed) + wal_stored,
         },
     };
+    // Sync first (the manifest write's own sync then has nothing left to do), so that as little
+    // as possible happens between the lease check and the manifest.
+    repository.storage().sync().await?;
+    heartbeat.check()?;
     repository.put_manifest(&manifest).await?;
     for bad in &manifest.bad_pages {
         tracing::warn!("page checksum failure in {} block {}", bad.path, bad.block);

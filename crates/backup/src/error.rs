@@ -121,6 +121,13 @@ pub enum BackupError {
         /// How long was waited.
         seconds: u64,
     },
+    /// The backup's `in-progress` marker went unrefreshed long enough that `expire` may have
+    /// taken the backup for killed and deleted packs it uses; no manifest was written.
+    #[error("this backup's in-progress marker went {seconds} s or more without a refresh (the process was paused or suspended, or the repository unreachable), so `pgdbre expire` may have taken the backup for a killed one and deleted packs it uses; the backup was not completed: take it again")]
+    MarkerLapsed {
+        /// The longest gap a backup tolerates between two refreshes.
+        seconds: u64,
+    },
     /// A manifest could not be (de)serialised.
     #[error("manifest {key}: {reason}")]
     Manifest {

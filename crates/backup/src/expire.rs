@@ -4,10 +4,21 @@
 //! The choice of what to expire ([`choose_expired`]) is pure and unit-tested below; the rest
 //! is I/O with one overriding rule, documented in `docs/backup-format.md` ("Expiry and garbage
 //! collection"): nothing a retained or running backup may need is deleted. A running backup
-//! has no manifest yet, and it may reference any stored block, however old, so while any
+//! has no manifest yet, and it may reference any stored block, however old, so while any live
 //! `in-progress` marker exists no unreferenced pack is deleted at all; packs younger than a
 //! grace period are never deleted (a backup that started after the markers were listed);
 //! and markers and manifests are listed again before every batch of deletions.
+//!
+//! A running backup re-puts its marker every minute (`MARKER_REFRESH_INTERVAL` in backup.rs),
+//! so a marker not modified for [`MARKER_STALE`] was left by a killed backup (or a crashed
+//! host): it no longer blocks collection and is deleted ([`marker_is_stale`]). The age is
+//! measured on the storage's own clock at both ends: the marker's modification time is stamped
+//! by the storage (the mtime the repository's file system gives the written file; the
+//! `LastModified` S3 sets on a PUT), and "now" is the modification time of this expire's lock,
+//! re-put just before the markers are listed ([`CollectionLock::refresh`]). So no host's clock
+//! enters the decision, and a fresh marker always blocks whatever the skew between hosts. A
+//! backup that cannot refresh for half of [`MARKER_STALE`] (paused, repository unreachable)
+//! fails before writing its manifest, so a backup taken for killed never completes.
 
 use crate::archive::WalFileName;
 use crate::error::BackupError;
@@ -28,6 +39,10 @@ pub const DEFAULT_PACK_GRACE: Duration = Duration::from_secs(3600);
 const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// A pack-collection lock not refreshed for this long was left by a killed `expire`.
 const EXPIRE_LOCK_STALE: Duration = Duration::from_secs(600);
+/// A backup's `in-progress` marker not refreshed for this long was left by a killed backup.
+/// Ten refresh intervals: a live backup's marker is never this old, and one that could not
+/// refresh for half of it gives up before writing its manifest.
+pub(crate) const MARKER_STALE: Duration = Duration::from_secs(600);
 
 /// Which backups to keep. A backup set (a full backup and the incrementals after it) is expired
 /// only when every given rule allows it; with no rule, no backup is expired.
@@ -72,8 +87,12 @@ pub struct ExpireReport {
     pub expired: Vec<String>,
     /// Backups kept.
     pub retained: Vec<String>,
-    /// Labels of backups found running (their `in-progress` marker).
+    /// Labels of backups found running (a live `in-progress` marker), at the last check.
     pub running: Vec<String>,
+    /// Labels whose marker was stale, left by a killed backup, and was removed (with
+    /// `dry_run`, would be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_markers_removed: Vec<String>,
     /// Unreferenced packs deleted.
     pub packs_deleted: u64,
     /// Their stored size in bytes.
@@ -163,13 +182,19 @@ pub async fn expire(
         })
         .collect();
     let expired = choose_expired(&facts, options.retention, now_ns);
+    // Judged by this host's clock, only to report and to decide whether a stale-looking marker
+    // needs a check; markers are deleted or ignored only by the storage's clock (see the top).
+    let (live, stale): (Vec<Marker>, Vec<Marker>) = list_markers(repository)
+        .await?
+        .into_iter()
+        .partition(|marker| !marker_is_stale(marker.modified, now));
     let (gone, kept): (Vec<&Manifest>, Vec<&Manifest>) = manifests
         .iter()
         .partition(|manifest| expired.contains(&manifest.label));
     let mut report = ExpireReport {
         expired: gone.iter().map(|manifest| manifest.label.clone()).collect(),
         retained: kept.iter().map(|manifest| manifest.label.clone()).collect(),
-        running: running_backups(repository).await?,
+        running: live.into_iter().map(|marker| marker.label).collect(),
         dry_run: options.dry_run,
         ..ExpireReport::default()
     };
@@ -216,7 +241,7 @@ pub async fn expire(
     } else {
         report.retained.clone()
     };
-    if !garbage.is_empty() {
+    if !garbage.is_empty() || !stale.is_empty() {
         // The lock is written before markers are checked: see `wait_for_pack_collection`.
         let lock = match options.dry_run {
             true => None,
@@ -266,7 +291,8 @@ pub async fn expire(
 }
 
 /// Deletes `garbage` in batches, re-checking before each one that it is still safe (and
-/// refreshing the lock, so waiting backups know this expire is alive).
+/// refreshing the lock, so waiting backups know this expire is alive, and to read the storage's
+/// clock). With no garbage, the check still runs once, to remove stale markers.
 async fn collect_packs(
     repository: &Repository,
     garbage: &[ObjectInfo],
@@ -275,13 +301,22 @@ async fn collect_packs(
     options: &ExpireOptions,
     report: &mut ExpireReport,
 ) -> Result<(), BackupError> {
-    for batch in garbage.chunks(DELETE_BATCH) {
-        if let Some(lock) = lock {
-            lock.refresh().await?;
-        }
-        if let Some(reason) = unsafe_to_collect(repository, expected_labels).await? {
-            report.packs_kept += garbage.len() as u64 - report.packs_deleted;
-            report.packs_skipped_because = Some(reason);
+    let batches: Vec<&[ObjectInfo]> = match garbage.is_empty() {
+        true => vec![&[]],
+        false => garbage.chunks(DELETE_BATCH).collect(),
+    };
+    for batch in batches {
+        // A dry run holds no lock and deletes nothing, so this host's clock will do.
+        let storage_now = match lock {
+            Some(lock) => lock.refresh().await?,
+            None => SystemTime::now(),
+        };
+        let check = unsafe_to_collect(repository, expected_labels, storage_now, options, report);
+        if let Some(reason) = check.await? {
+            if !garbage.is_empty() {
+                report.packs_kept += garbage.len() as u64 - report.packs_deleted;
+                report.packs_skipped_because = Some(reason);
+            }
             return Ok(());
         }
         if !options.dry_run {
@@ -314,17 +349,26 @@ impl<'a> CollectionLock<'a> {
         Ok(lock)
     }
 
-    async fn refresh(&self) -> Result<(), BackupError> {
+    /// Re-puts the lock and returns its modification time as the storage lists it: the
+    /// storage's clock a moment ago, against which markers' ages are measured. (Earlier than
+    /// the marker listing that follows, so ages come out short, never long.)
+    async fn refresh(&self) -> Result<SystemTime, BackupError> {
         let body = format!(
             "{{\"pid\":{},\"refreshed_unix_ns\":{}}}",
             std::process::id(),
             now_ns()
         );
-        Ok(self
-            .repository
-            .storage()
-            .put(&self.key, bytes::Bytes::from(body))
-            .await?)
+        let storage = self.repository.storage();
+        storage.put(&self.key, bytes::Bytes::from(body)).await?;
+        storage
+            .list(&self.key)
+            .await?
+            .into_iter()
+            .find(|object| object.key == self.key)
+            .map(|object| object.modified)
+            .ok_or_else(|| BackupError::MissingObject {
+                key: self.key.clone(),
+            })
     }
 
     async fn release(self) {
@@ -364,42 +408,83 @@ pub(crate) async fn wait_for_pack_collection(repository: &Repository) -> Result<
     }
 }
 
-/// Labels of backups whose `in-progress` marker exists.
-async fn running_backups(repository: &Repository) -> Result<Vec<String>, BackupError> {
+/// A backup's `in-progress` marker, as listed.
+#[derive(Debug)]
+struct Marker {
+    label: String,
+    /// When the backup last wrote it, by the storage's clock.
+    modified: SystemTime,
+}
+
+/// Every `in-progress` marker in the repository.
+async fn list_markers(repository: &Repository) -> Result<Vec<Marker>, BackupError> {
     Ok(repository
         .storage()
         .list(keys::BACKUPS_PREFIX)
         .await?
-        .iter()
+        .into_iter()
         .filter_map(|object| {
             let label = object
                 .key
                 .strip_prefix(keys::BACKUPS_PREFIX)?
                 .split('/')
                 .next()?;
-            (keys::in_progress_key(label) == object.key).then(|| label.to_string())
+            (keys::in_progress_key(label) == object.key).then(|| Marker {
+                label: label.to_string(),
+                modified: object.modified,
+            })
         })
         .collect())
 }
 
+/// Whether a marker last written at `modified` was left by a killed backup, judged at `now`;
+/// both must be times of the storage's clock (see the top of this file). A live backup re-puts
+/// its marker every minute and gives up before its manifest if it could not for half of
+/// [`MARKER_STALE`], so a marker of any age below [`MARKER_STALE`], or newer than `now`, counts
+/// as running.
+pub(crate) fn marker_is_stale(modified: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(modified)
+        .is_ok_and(|age| age >= MARKER_STALE)
+}
+
 /// Why deleting unreferenced packs is not safe right now, if it is not: a backup is running
 /// (it may be about to reference any block), or the list of valid backups is no longer
-/// `expected` (one finished since the manifests were read).
+/// `expected` (one finished since the manifests were read). Markers stale at `storage_now` are
+/// a killed backup's: they do not count, and are deleted unless this is a dry run. Records the
+/// live and the stale markers in `report`.
 async fn unsafe_to_collect(
     repository: &Repository,
     expected: &[String],
+    storage_now: SystemTime,
+    options: &ExpireOptions,
+    report: &mut ExpireReport,
 ) -> Result<Option<String>, BackupError> {
-    let running = running_backups(repository).await?;
+    let mut running = Vec::new();
+    for marker in list_markers(repository).await? {
+        if !marker_is_stale(marker.modified, storage_now) {
+            running.push(marker.label);
+            continue;
+        }
+        if !options.dry_run {
+            let key = keys::in_progress_key(&marker.label);
+            repository.storage().delete(&key).await?;
+            tracing::warn!(
+                label = %marker.label,
+                "removed the in-progress marker of a killed backup (not refreshed for {} minutes)",
+                MARKER_STALE.as_secs() / 60
+            );
+        }
+        if !report.stale_markers_removed.contains(&marker.label) {
+            report.stale_markers_removed.push(marker.label);
+        }
+    }
+    report.running.clone_from(&running);
     if !running.is_empty() {
-        let markers: Vec<String> = running
-            .iter()
-            .map(|label| keys::in_progress_key(label))
-            .collect();
         return Ok(Some(format!(
             "backup {} is running and may reference any stored block; run expire again after it \
-             ends (if it was killed, delete {})",
+             ends (a killed backup's marker stops counting {} minutes after its last refresh)",
             running.join(", "),
-            markers.join(", ")
+            MARKER_STALE.as_secs() / 60
         )));
     }
     if repository.labels().await? != expected {
@@ -597,6 +682,47 @@ mod tests {
         .await
         .unwrap()
         .unwrap();
+    }
+
+    #[test]
+    fn only_markers_older_than_the_stale_limit_are_a_killed_backups() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert!(!marker_is_stale(now, now));
+        assert!(!marker_is_stale(
+            now - MARKER_STALE + Duration::from_secs(1),
+            now
+        ));
+        assert!(marker_is_stale(now - MARKER_STALE, now));
+        assert!(marker_is_stale(now - MARKER_STALE * 100, now));
+        // Modified after "now" (the listing raced a refresh): running.
+        assert!(!marker_is_stale(now + MARKER_STALE * 2, now));
+        // A live backup refreshes many times within the limit.
+        assert!(MARKER_STALE >= crate::marker::MARKER_REFRESH_INTERVAL * 10);
+    }
+
+    #[tokio::test]
+    async fn the_lock_reads_the_storage_clock() {
+        use crate::repository::OpenMode;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = OpenMode::ForCluster {
+            system_identifier: 1,
+            compress_level: 3,
+        };
+        let repository = Repository::open(dir.path().to_str().unwrap(), None, mode)
+            .await
+            .unwrap();
+        let lock = CollectionLock::take(&repository).await.unwrap();
+        let first = lock.refresh().await.unwrap();
+        let mtime = std::fs::metadata(dir.path().join(&lock.key))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(
+            first, mtime,
+            "a local repository's clock is its files' mtime"
+        );
+        assert!(lock.refresh().await.unwrap() >= first);
+        lock.release().await;
     }
 
     #[test]

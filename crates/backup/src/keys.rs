@@ -50,8 +50,9 @@ pub fn label_of_manifest(key: &str) -> Option<&str> {
         .filter(|label| !label.is_empty() && !label.contains('/'))
 }
 
-/// `backups/<label>/in-progress`: written when a backup starts, removed when it ends. It never
-/// makes a backup valid; it tells `expire` which blocks a running backup may still reference.
+/// `backups/<label>/in-progress`: written when a backup starts, re-put every minute while it
+/// runs, removed when it ends. It never makes a backup valid; it tells `expire` that a backup
+/// may still reference any block (until stale: see `expire.rs`).
 pub fn in_progress_key(label: &str) -> String {
     format!("{BACKUPS_PREFIX}{label}/{IN_PROGRESS_NAME}")
 }

@@ -24,6 +24,7 @@ mod key;
 pub mod keys;
 mod label;
 mod manifest;
+mod marker;
 pub mod pack;
 pub mod page;
 mod pgdata;

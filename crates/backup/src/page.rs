@@ -17,6 +17,7 @@ const BASE_OFFSETS: [u32; N_SUMS] = [
     0x783125BB, 0x6CA8EAA2, 0xE407EAC6, 0x4B5CFC3E, 0x9FBF8C76, 0x15CA20BE, 0xF2CA9FD3, 0x959BD756,
 ];
 
+#[inline(always)]
 fn mix(checksum: u32, value: u32) -> u32 {
     let tmp = checksum ^ value;
     tmp.wrapping_mul(FNV_PRIME) ^ (tmp >> 17)
@@ -24,16 +25,38 @@ fn mix(checksum: u32, value: u32) -> u32 {
 
 /// `pg_checksum_page`: the checksum PostgreSQL stores in `pd_checksum` of block `block`.
 pub fn page_checksum(page: &[u8], block: u32) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { page_checksum_avx2(page, block) };
+    }
+    checksum_rows(page, block)
+}
+
+/// [`checksum_rows`] compiled for AVX2: its 32 independent sums are 4 vectors of 8 lanes (the
+/// layout PostgreSQL chose for vectorising). Without it, x86-64's baseline has no 32-bit
+/// vector multiply and page checks were ~3 % of a backup's CPU.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn page_checksum_avx2(page: &[u8], block: u32) -> u16 {
+    checksum_rows(page, block)
+}
+
+#[inline(always)]
+fn checksum_rows(page: &[u8], block: u32) -> u16 {
     debug_assert_eq!(page.len(), PAGE_SIZE);
     let mut sums = BASE_OFFSETS;
-    for (row, words) in page.chunks_exact(4 * N_SUMS).enumerate() {
-        for (column, word) in words.chunks_exact(4).enumerate() {
-            let mut value = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+    let mut row = [0u32; N_SUMS];
+    for (index, words) in page.chunks_exact(4 * N_SUMS).enumerate() {
+        for (value, word) in row.iter_mut().zip(words.chunks_exact(4)) {
+            *value = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        if index == 0 {
             // pd_checksum (bytes 8..10, the low half of word 2) counts as zero.
-            if row == 0 && column == 2 {
-                value &= 0xFFFF_0000;
-            }
-            sums[column] = mix(sums[column], value);
+            row[2] &= 0xFFFF_0000;
+        }
+        for (sum, value) in sums.iter_mut().zip(row) {
+            *sum = mix(*sum, value);
         }
     }
     for _ in 0..2 {
@@ -114,6 +137,17 @@ mod tests {
         assert_eq!(page_checksum(&page, 3), stored);
         assert_ne!(page_checksum(&page, 4), stored);
         assert_ne!(stored, 0);
+    }
+
+    #[test]
+    fn the_vectorised_checksum_equals_the_plain_one() {
+        let mut page = valid_page(0);
+        for (index, byte) in page.iter_mut().enumerate() {
+            *byte = (index.wrapping_mul(2_654_435_761) >> 7) as u8;
+        }
+        for block in [0, 1, 131_071, u32::MAX] {
+            assert_eq!(page_checksum(&page, block), checksum_rows(&page, block));
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `expire` against real backups: retention by count deletes exactly what no retained backup
 //! references (asserted on the object lists) and the retained backups still restore exactly;
-//! an `expire` while a backup runs deletes nothing that backup needs.
+//! an `expire` while a backup runs deletes nothing that backup needs; the marker of a killed
+//! backup blocks collection only until it is stale, then is removed.
 
 mod support;
 
@@ -11,7 +12,7 @@ use pgdbre_backup::{
 use pgdbre_lab::testing::{fresh_database, shared};
 use pgdbre_lab::{wait_until, Cluster, LabOptions, PgInstall};
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use support::*;
 
 fn keep_full(count: usize) -> ExpireOptions {
@@ -260,4 +261,107 @@ async fn expire_during_a_running_backup_deletes_nothing_it_needs() {
     let server = start_restored(&cluster, &target);
     assert_eq!(table_md5(server.node(), "postgres", "small"), small);
     assert_eq!(table_md5(server.node(), "postgres", "big"), big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_backups_marker_blocks_collection_only_until_stale() {
+    let cluster = shared();
+    let primary = cluster.primary();
+    let db = fresh_database(cluster);
+    primary
+        .psql_db(
+            &db,
+            "CREATE TABLE t (id int PRIMARY KEY, payload text); \
+             INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;",
+        )
+        .unwrap();
+    let dir = open_tempdir();
+    let repo = repo_in(dir.path());
+    let old = backup(&conn(primary), backup_options(&repo, BackupType::Full))
+        .await
+        .unwrap()
+        .manifest;
+    primary
+        .psql_db(&db, "UPDATE t SET payload = md5(payload); CHECKPOINT;")
+        .unwrap();
+    let new = backup(&conn(primary), backup_options(&repo, BackupType::Full))
+        .await
+        .unwrap()
+        .manifest;
+    let repository = Repository::open(&repo, None, OpenMode::Existing)
+        .await
+        .unwrap();
+    assert!(
+        keys_under(&repository, keys::PACKS_PREFIX).await != pack_keys([&new]),
+        "the old backup left no pack to collect"
+    );
+
+    // A marker as a killed backup leaves it, still fresh: it must block, it may be alive.
+    let killed = "20200101-000000F";
+    let marker = keys::in_progress_key(killed);
+    repository
+        .storage()
+        .put(
+            &marker,
+            br#"{"pid":1,"start_unix_ns":0,"refreshed_unix_ns":0}"#
+                .to_vec()
+                .into(),
+        )
+        .await
+        .unwrap();
+    let blocked = expire(&repository, &keep_full(1)).await.unwrap();
+    assert_eq!(blocked.expired, [old.label.as_str()]);
+    assert_eq!(blocked.running, [killed], "{blocked:?}");
+    assert!(blocked.stale_markers_removed.is_empty(), "{blocked:?}");
+    assert_eq!(blocked.packs_deleted, 0, "{blocked:?}");
+    assert!(blocked.packs_kept > 0, "{blocked:?}");
+    assert!(
+        blocked
+            .packs_skipped_because
+            .as_deref()
+            .is_some_and(|reason| reason.contains(killed)),
+        "{blocked:?}"
+    );
+    assert!(repository.storage().size(&marker).await.unwrap().is_some());
+
+    // Ten minutes and more without a refresh: the backup is dead.
+    let path = std::path::Path::new(&repo).join(&marker);
+    let stale = SystemTime::now() - Duration::from_secs(11 * 60);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(stale)
+        .unwrap();
+    let all_before = keys_under(&repository, "").await;
+    let mut dry_run = keep_full(1);
+    dry_run.dry_run = true;
+    let planned = expire(&repository, &dry_run).await.unwrap();
+    assert_eq!(planned.stale_markers_removed, [killed], "{planned:?}");
+    assert!(planned.running.is_empty(), "{planned:?}");
+    assert_eq!(planned.packs_deleted, blocked.packs_kept, "{planned:?}");
+    assert_eq!(keys_under(&repository, "").await, all_before);
+
+    let collected = expire(&repository, &keep_full(1)).await.unwrap();
+    assert_eq!(collected.stale_markers_removed, [killed], "{collected:?}");
+    assert!(collected.running.is_empty(), "{collected:?}");
+    assert_eq!(collected.packs_skipped_because, None, "{collected:?}");
+    assert_eq!(collected.packs_deleted, blocked.packs_kept, "{collected:?}");
+    assert_eq!(repository.storage().size(&marker).await.unwrap(), None);
+    assert_eq!(
+        keys_under(&repository, keys::PACKS_PREFIX).await,
+        pack_keys([&new])
+    );
+    let json = serde_json::to_value(&collected).unwrap();
+    assert_eq!(json["stale_markers_removed"], serde_json::json!([killed]));
+    let check = verify(&repository, 2).await.unwrap();
+    assert!(check.is_ok(), "{:?}", check.problems);
+
+    // Nothing stale left: the report says nothing about markers.
+    let quiet = expire(&repository, &keep_full(1)).await.unwrap();
+    assert!(quiet.stale_markers_removed.is_empty() && quiet.running.is_empty());
+    assert!(serde_json::to_value(&quiet)
+        .unwrap()
+        .get("stale_markers_removed")
+        .is_none());
 }

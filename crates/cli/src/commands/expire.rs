@@ -16,8 +16,9 @@ const USAGE_ERROR: u8 = 3;
     after_help = "A backup set (a full backup and its incrementals) is expired only when \
 every given rule allows it; the newest set is always kept. Then packs (the objects holding \
 blocks) no remaining backup references are deleted (never while a backup is running, never younger than \
---pack-grace-minutes), and WAL older than the oldest remaining backup's start (timeline history \
-files are kept).\nExit status: 0 done, 1 failed, 3 bad input."
+--pack-grace-minutes; a backup whose in-progress marker went 10 minutes without a refresh was \
+killed, and its marker is removed), and WAL older than the oldest remaining backup's start \
+(timeline history files are kept).\nExit status: 0 done, 1 failed, 3 bad input."
 )]
 pub struct ExpireArgs {
     #[command(flatten)]
@@ -101,6 +102,16 @@ fn render(report: &ExpireReport) -> String {
         ));
     }
     text.push_str(&format!("retained {} backup(s)\n", report.retained.len()));
+    for label in &report.stale_markers_removed {
+        text.push_str(&format!(
+            "{} stale marker of killed backup {label}\n",
+            if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            }
+        ));
+    }
     text.push_str(&format!(
         "{verb} {} unreferenced pack(s), {} bytes; kept {} unreferenced pack(s)\n",
         report.packs_deleted, report.pack_bytes_deleted, report.packs_kept
