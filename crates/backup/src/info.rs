@@ -125,12 +125,13 @@ pub async fn info(repository: &Repository) -> Result<RepositoryInfo, BackupError
     }
     let unique_bytes: u64 = unique.values().sum();
     let stored_block_bytes: u64 = stored_blocks.values().sum();
+    // The range spans whole segments: `.history`, `.backup` and `.partial` files are not ends
+    // of it (a `.backup` file sorts after its segment and would show as the last one).
     let wal: Vec<&str> = objects
         .iter()
-        .filter(|object| {
-            object.key.starts_with(keys::WAL_PREFIX) && !object.key.ends_with(".history")
-        })
+        .filter(|object| object.key.starts_with(keys::WAL_PREFIX))
         .filter_map(|object| object.key.rsplit('/').next())
+        .filter(|name| !name.contains('.'))
         .collect();
     let stored_wal_bytes = objects
         .iter()
