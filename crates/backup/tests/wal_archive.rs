@@ -1,13 +1,15 @@
 //! `wal push` and `wal fetch` through the library, on real WAL segments of a real server:
 //! idempotent re-push, refusal of a different segment or another cluster's segment under an
-//! archived name, push-ahead of `.ready` files, prefetch into the spool, a quiet miss and a loud,
-//! named corruption. The archive_command/restore_command path through the binary is tested in
+//! archived name, push-ahead of `.ready` files (by the call, or by the background worker, with
+//! the call storing its file itself whenever the worker does not), prefetch into the spool, a
+//! quiet miss and a loud, named corruption. The archive_command/restore_command path through the binary is tested in
 //! `crates/cli/tests/wal_cli.rs`.
 
 mod support;
 
 use pgdbre_backup::archive::{
-    fetch, push, ArchiveError, FetchOptions, FetchOutcome, PushOptions, PushOutcome,
+    fetch, push, run_worker, ArchiveError, FetchOptions, FetchOutcome, PushOptions, PushOutcome,
+    WorkerSummary,
 };
 use pgdbre_backup::BackupError;
 use pgdbre_lab::{Cluster, LabOptions, Node, PgInstall};
@@ -196,6 +198,83 @@ async fn push_stores_ready_files_ahead_and_fetch_prefetches_into_the_spool() {
     for name in &names[3..6] {
         assert!(spool.join(name).is_file(), "{name} not in the spool");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_worker_stores_the_backlog_and_calls_store_what_it_does_not() {
+    let cluster = cluster();
+    let names = switched_segments(cluster.primary(), 4);
+    let dir = open_tempdir();
+    let repo = repo_in(dir.path());
+    let pg_wal = copy_pg_wal(dir.path(), cluster.primary(), &names);
+    // A fifth `.ready` segment from another cluster (its header's system identifier differs).
+    let mut foreign = std::fs::read(pg_wal.join(&names[3])).unwrap();
+    foreign[24] ^= 0x01;
+    let foreign_name = names[3].clone();
+    let acks = pg_wal.join("pgdbre-spool/push");
+
+    // Everything but the foreign segment (the last in archive order) is stored and acknowledged.
+    std::fs::write(pg_wal.join(&foreign_name), &foreign).unwrap();
+    let summary = run_worker(&pg_wal.join(&names[0]), &push_options(&repo, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        WorkerSummary {
+            stored: 3,
+            failed: 1
+        }
+    );
+    for name in &names[..3] {
+        assert!(acks.join(format!("{name}.ok")).is_file(), "{name}");
+    }
+    let reason = std::fs::read_to_string(acks.join(format!("{foreign_name}.error"))).unwrap();
+    assert!(reason.contains("cluster"), "{reason}");
+
+    // A call whose file the worker stored returns from the spool without starting another one
+    // (the worker command cannot run, so a start would be a failure the call recovers from).
+    let mut options = push_options(&repo, 2);
+    options.worker = Some(vec!["/nonexistent/pgdbre".into()]);
+    let acknowledged = push(&pg_wal.join(&names[0]), &options).await.unwrap();
+    assert_eq!(acknowledged.outcome, PushOutcome::StoredAhead);
+    // A call for the file the worker failed on stores it itself, and so reports the real error.
+    let error = push(&pg_wal.join(&foreign_name), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ArchiveError::Repository(BackupError::OtherCluster { .. })
+        ),
+        "{error:?}"
+    );
+    assert!(!acks.join(format!("{foreign_name}.error")).exists());
+
+    // A worker that cannot start, or exits without storing the file: the call stores it.
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let fresh_repo = repo_in(&fresh);
+    let fresh_wal = copy_pg_wal(&fresh, cluster.primary(), &names[..3]);
+    for worker in [vec!["/nonexistent/pgdbre".into()], vec!["true".into()]] {
+        let mut options = push_options(&fresh_repo, 2);
+        options.worker = Some(worker);
+        let pushed = push(&fresh_wal.join(&names[1]), &options).await.unwrap();
+        assert!(
+            matches!(
+                pushed.outcome,
+                PushOutcome::Stored(_) | PushOutcome::AlreadyArchived
+            ),
+            "{pushed:?}"
+        );
+    }
+    assert!(
+        !files_under(Path::new(&fresh_repo), &names[1]).is_empty(),
+        "{} not stored",
+        names[1]
+    );
+    // Storing its own file after the worker let it down, a call does not push ahead: the
+    // worker (a later one) has the others.
+    assert!(files_under(Path::new(&fresh_repo), &names[2]).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -436,14 +436,16 @@ fn push_ahead_and_prefetch_through_a_real_s3_server() {
         &path(&names[0]),
     ]);
     assert!(first.status.success(), "{}", text(&first));
+    // The call started a background worker for the other `.ready` files; it acknowledges each
+    // in the spool once stored.
     for name in &names[1..] {
-        assert!(
-            pg_wal
-                .join("pgdbre-spool/push")
-                .join(format!("{name}.ok"))
-                .is_file(),
-            "{name} not pushed ahead"
-        );
+        let ack = pg_wal.join("pgdbre-spool/push").join(format!("{name}.ok"));
+        wait_until(
+            Duration::from_secs(60),
+            &format!("{name} pushed ahead"),
+            || ack.is_file().then_some(()),
+        )
+        .unwrap();
     }
     for name in &names {
         let pushed = with_s3(&["wal", "push", "--repo", &repo, &path(name)]);

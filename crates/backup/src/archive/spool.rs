@@ -1,6 +1,7 @@
 //! The local spool: a directory of small named files that carries state from one `wal push` or
 //! `wal fetch` process to the next (PostgreSQL starts one per file). Push records the files it
-//! stored ahead of PostgreSQL's request (`<name>.ok`, holding the BLAKE3 of the bytes stored);
+//! stored ahead of PostgreSQL's request (`<name>.ok`, holding the fingerprint of the bytes
+//! stored, or `<name>.error` when a background worker could not store it);
 //! fetch keeps the segments it fetched ahead (`<name>`, verified plaintext).
 //!
 //! Every entry is written to a temporary file, fsynced and renamed into place, so a crash

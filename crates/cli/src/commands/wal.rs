@@ -60,6 +60,10 @@ pub struct PushArgs {
     /// Files compressed and stored in parallel; 1 stores only the requested file.
     #[arg(long, default_value_t = archive::DEFAULT_JOBS, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
     pub jobs: usize,
+    /// Run as the background worker a call starts (stores the `.ready` files ahead of their
+    /// calls); internal.
+    #[arg(long, hide = true)]
+    pub worker: bool,
     /// The WAL file to archive (PostgreSQL's %p).
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
@@ -101,8 +105,8 @@ fn push(args: PushArgs) -> ExitCode {
     options.key = key;
     options.spool = args.spool;
     options.jobs = args.jobs;
-    let result = match runtime() {
-        Ok(runtime) => runtime.block_on(archive::push(&args.path, &options)),
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
         Err(error) => {
             return fail(
                 "wal push",
@@ -111,7 +115,27 @@ fn push(args: PushArgs) -> ExitCode {
             )
         }
     };
-    match result {
+    if args.worker {
+        return match runtime.block_on(archive::run_worker(&args.path, &options)) {
+            Ok(summary) => {
+                tracing::info!(
+                    stored = summary.stored,
+                    failed = summary.failed,
+                    "wal push worker done"
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail("wal push worker", &error.to_string(), PUSH_FAILED),
+        };
+    }
+    // The worker is this same command, started again with the same arguments and environment.
+    options.worker = std::env::current_exe().ok().map(|program| {
+        std::iter::once(program.into_os_string())
+            .chain(std::env::args_os().skip(1))
+            .chain(std::iter::once("--worker".into()))
+            .collect()
+    });
+    match runtime.block_on(archive::push(&args.path, &options)) {
         Ok(summary) => {
             tracing::info!(file = %summary.file, outcome = ?summary.outcome, stored_ahead = summary.stored_ahead, "archived");
             ExitCode::SUCCESS
