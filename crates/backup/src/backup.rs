@@ -14,7 +14,9 @@ use crate::error::BackupError;
 use crate::key::RepoKey;
 use crate::keys;
 use crate::label::backup_label;
-use crate::manifest::{BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Totals};
+use crate::manifest::{
+    BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Tablespace, Totals,
+};
 use crate::marker::{marker_body, Heartbeat, Stamp, MARKER_REFRESH_INTERVAL};
 use crate::pack::{PackWriter, PACK_TARGET};
 use crate::page::{self, PAGE_SIZE};
@@ -325,6 +327,23 @@ async fn run(
     } else {
         "SELECT lsn::text, labelfile, spcmapfile FROM pg_catalog.pg_stop_backup(false, false)"
     };
+    // Names let a restore move a tablespace by name (`--tablespace-map NAME=DIR`).
+    let tablespaces = client
+        .query(
+            "SELECT oid::int8, spcname::text FROM pg_catalog.pg_tablespace \
+             WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid",
+            &[],
+        )
+        .await
+        .map_err(query_error)?
+        .iter()
+        .filter_map(|row| {
+            Some(Tablespace {
+                oid: u32::try_from(row.get::<_, i64>(0)).ok()?,
+                name: row.get(1),
+            })
+        })
+        .collect();
     let row = client.query_one(stop_sql, &[]).await.map_err(query_error)?;
     let stop_lsn: Lsn = row
         .get::<_, String>(0)
@@ -390,6 +409,7 @@ async fn run(
         data_checksums: session.info().data_checksums,
         backup_label: backup_label_text,
         tablespace_map,
+        tablespaces,
         wal,
         entries: copied.entries,
         blocks,

@@ -33,6 +33,7 @@ mod repository;
 mod restore;
 mod standby;
 mod summary;
+mod tablespace_map;
 pub mod unchanged;
 mod verify;
 pub mod wal;
@@ -47,7 +48,10 @@ pub use expire::{
 pub use info::{info, BackupInfo, RepositoryInfo};
 pub use key::{RepoKey, KEY_ENV};
 pub use label::{backup_label, format_utc};
-pub use manifest::{BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Totals};
+pub use manifest::{
+    BackupType, BadPage, BlockLocation, Entry, EntryKind, Manifest, Tablespace, Totals,
+};
 pub use repository::{OpenMode, Repository, WalPut};
 pub use restore::{restore, Owner, RestoreOptions, RestoreSummary};
+pub use tablespace_map::TablespaceMap;
 pub use verify::{verify, Problem, VerifyReport};

@@ -6,6 +6,15 @@ use crate::wal::{Lsn, TimelineId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A tablespace of the backed-up cluster (not `pg_default` or `pg_global`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tablespace {
+    /// `pg_tablespace.oid`: the name of its link in `pg_tblspc`.
+    pub oid: u32,
+    /// `pg_tablespace.spcname`.
+    pub name: String,
+}
+
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,6 +153,10 @@ pub struct Manifest {
     /// The `tablespace_map` file `pg_backup_stop()` returned (with tablespaces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tablespace_map: Option<String>,
+    /// The cluster's own tablespaces, by OID and name (their directories are the targets of
+    /// the `pg_tblspc/<oid>` link entries), so a restore can move them by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tablespaces: Vec<Tablespace>,
     /// WAL files (segments, then history files) from start to stop LSN (from a standby: to the
     /// LSN it had replayed when the backup stopped, if further), stored under `wal/`.
     pub wal: Vec<String>,
@@ -194,7 +207,7 @@ impl Manifest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Manifest {
@@ -216,6 +229,7 @@ mod tests {
             data_checksums: true,
             backup_label: "START WAL LOCATION: 0/3000028\n".into(),
             tablespace_map: None,
+            tablespaces: vec![],
             wal: vec!["000000010000000000000003".into()],
             entries: vec![
                 Entry {

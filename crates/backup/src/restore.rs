@@ -13,6 +13,7 @@ use crate::recovery::{
     recovery_settings, restore_command, strip_recovery_settings, RecoveryTarget, TargetAction,
 };
 use crate::repository::{decode_block, OpenMode, Repository};
+use crate::tablespace_map::TablespaceMap;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
@@ -55,6 +56,8 @@ pub struct RestoreOptions {
     pub owner: Option<Owner>,
     /// The `pgdbre` executable named in `restore_command`.
     pub program: PathBuf,
+    /// Where tablespaces go instead of their recorded locations.
+    pub tablespaces: TablespaceMap,
 }
 
 /// The result of a restore.
@@ -85,7 +88,8 @@ pub async fn restore(options: RestoreOptions) -> Result<RestoreSummary, BackupEr
             .pop()
             .ok_or(BackupError::NoBackups)?,
     };
-    let manifest = repository.manifest(&label).await?;
+    let mut manifest = repository.manifest(&label).await?;
+    crate::tablespace_map::apply(&mut manifest, &options.tablespaces)?;
     let pgdata = options.pgdata.clone();
     let owner = prepare_target(&pgdata, options.delta, options.owner)?;
     check_tablespace_targets(&manifest, options.delta)?;
@@ -209,7 +213,7 @@ fn prepare_target(pgdata: &Path, delta: bool, owner: Option<Owner>) -> Result<Ow
 }
 
 /// Refuses tablespace directories that already hold files: restoring on the backed-up host
-/// would otherwise write into the live cluster's tablespace (remapping is not supported yet).
+/// would otherwise write into the live cluster's tablespace.
 fn check_tablespace_targets(manifest: &Manifest, delta: bool) -> Result<(), BackupError> {
     if delta {
         return Ok(());
@@ -226,7 +230,8 @@ fn check_tablespace_targets(manifest: &Manifest, delta: bool) -> Result<(), Back
         if occupied {
             return Err(BackupError::Target(format!(
                 "tablespace directory {target} (of {}) is not empty and restoring would write into it; \
-                 empty or move it first (tablespace remapping is not supported yet)",
+                 restore the tablespace elsewhere (--tablespace-map NAME=DIR, --tablespace-map-all DIR) \
+                 or empty the directory first",
                 entry.path
             )));
         }
@@ -298,7 +303,14 @@ fn create_directories_and_links(pgdata: &Path, manifest: &Manifest) -> Result<()
             EntryKind::Link => {
                 let target = entry.target.as_deref().unwrap_or_default();
                 if std::fs::symlink_metadata(&absolute).is_ok() {
-                    continue;
+                    // Delta: a link to the right place stays; one to elsewhere (a tablespace
+                    // restored to a new directory) is replaced, or files would go the old way.
+                    if std::fs::read_link(&absolute).is_ok_and(|old| old != Path::new(target)) {
+                        std::fs::remove_file(&absolute)
+                            .map_err(|error| BackupError::io("replace link", &absolute, error))?;
+                    } else {
+                        continue;
+                    }
                 }
                 if entry.path.starts_with("pg_tblspc/") {
                     // The tablespace's directory must exist for its files to be written through the link.

@@ -1,6 +1,7 @@
 //! A cluster with a tablespace: the tablespace's files are backed up through the `pg_tblspc`
 //! link and restored to the recorded location; a restore refuses to write into a tablespace
-//! directory that still holds files (the live cluster's, when restoring on the same host).
+//! directory that still holds files (the live cluster's, when restoring on the same host), and
+//! restores it elsewhere by name (`--tablespace-map`) next to the live cluster.
 
 mod support;
 
@@ -62,6 +63,41 @@ async fn tablespace_is_backed_up_and_restored_to_its_location() {
         .unwrap_err();
     assert!(matches!(error, BackupError::Target(_)), "{error}");
     assert!(error.to_string().contains("not empty"), "{error}");
+    assert!(!target.join("PG_VERSION").exists(), "refused after writing");
+
+    // A name the backup does not have is refused with the ones it has.
+    let mut misnamed = restore_options(&repo, &target, None);
+    misnamed.tablespaces.by_key = vec![("nope".into(), dir.path().join("nope"))];
+    let error = restore(misnamed).await.unwrap_err().to_string();
+    assert!(
+        error.contains("\"nope\"") && error.contains("extra (OID"),
+        "{error}"
+    );
+
+    // Moved by name next to the live cluster: the copy starts, with the table, on the new
+    // directory, and the live tablespace is untouched.
+    let moved = dir.path().join("moved");
+    let mut remapped = restore_options(&repo, &target, None);
+    remapped.tablespaces.by_key = vec![("extra".into(), moved.clone())];
+    restore(remapped).await.unwrap();
+    let oid = link.path.strip_prefix("pg_tblspc/").unwrap();
+    assert_eq!(
+        std::fs::read_link(target.join(&link.path)).unwrap(),
+        moved,
+        "link not moved"
+    );
+    let map = std::fs::read_to_string(target.join("tablespace_map")).unwrap();
+    assert!(map.contains(&format!("{oid} {}", moved.display())), "{map}");
+    {
+        let server = start_restored(&cluster, &target);
+        assert_eq!(table_md5(server.node(), "postgres", "t"), source);
+        let location = server
+            .node()
+            .psql("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'extra'")
+            .unwrap();
+        assert_eq!(location, moved.display().to_string());
+    }
+    assert_eq!(table_md5(primary, "postgres", "t"), source);
 
     // Once the original is gone (a lost host), the restore recreates it.
     primary.stop().unwrap();

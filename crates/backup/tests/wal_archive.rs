@@ -49,6 +49,17 @@ fn copy_pg_wal(dir: &Path, node: &Node, names: &[String]) -> PathBuf {
     pg_wal
 }
 
+/// Asserts `error` is the refusal of another cluster's WAL.
+fn assert_other_cluster(error: &ArchiveError) {
+    assert!(
+        matches!(
+            error,
+            ArchiveError::Repository(BackupError::OtherCluster { .. })
+        ),
+        "{error:?}"
+    );
+}
+
 fn push_options(repo: &str, jobs: usize) -> PushOptions {
     let mut options = PushOptions::new(repo);
     options.jobs = jobs;
@@ -100,13 +111,7 @@ async fn same_segment_twice_is_accepted_and_a_different_one_is_refused() {
     let error = push(&pg_wal.join(other_name), &push_options(&repo, 1))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ArchiveError::Repository(BackupError::OtherCluster { .. })
-        ),
-        "{error:?}"
-    );
+    assert_other_cluster(&error);
     assert!(files_under(Path::new(&repo), other_name).is_empty());
 }
 
@@ -198,6 +203,16 @@ async fn push_stores_ready_files_ahead_and_fetch_prefetches_into_the_spool() {
     for name in &names[3..6] {
         assert!(spool.join(name).is_file(), "{name} not in the spool");
     }
+    // Recovery ends (here, short of the archive's end): PostgreSQL probes for the next
+    // timeline's history file, finds none, and nothing fetched ahead stays in pg_wal.
+    let probe = restore_wal.join("RECOVERYHISTORY");
+    let next_timeline = fetch("00000002.history", &probe, &fetch_options(&repo, 3))
+        .await
+        .unwrap();
+    assert_eq!(next_timeline, FetchOutcome::Missing);
+    for name in &names[3..6] {
+        assert!(!spool.join(name).exists(), "{name} left in the spool");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,13 +256,7 @@ async fn the_background_worker_stores_the_backlog_and_calls_store_what_it_does_n
     let error = push(&pg_wal.join(&foreign_name), &options)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ArchiveError::Repository(BackupError::OtherCluster { .. })
-        ),
-        "{error:?}"
-    );
+    assert_other_cluster(&error);
     assert!(!acks.join(format!("{foreign_name}.error")).exists());
 
     // A worker that cannot start, or exits without storing the file: the call stores it.

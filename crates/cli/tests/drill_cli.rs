@@ -3,13 +3,14 @@
 //! `--history`, and the restore-time SLO that counts the drill. Failures: a missed RTO target and
 //! a corrupted repository, each recorded as a failed drill, with the scratch directory removed.
 //! With a real WAL archive (`wal push` as `archive_command`): a drill to a time between two batches
-//! of commits recovers exactly the first, and its RPO is measured against that time.
+//! of commits recovers exactly the first, and its RPO is measured against that time. A cluster
+//! with a tablespace is drilled next to itself (the tablespace restored into the scratch).
 
 use pgdbre_backup::wal::Lsn;
 use pgdbre_backup::{backup, BackupOptions};
 use pgdbre_lab::restored::server_owner;
 use pgdbre_lab::testing::{fresh_database, shared};
-use pgdbre_lab::{wait_until, Cluster, LabOptions, PgInstall};
+use pgdbre_lab::{wait_until, Cluster, LabOptions, Node, PgInstall};
 use pgdbre_pg::ConnConfig;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -75,7 +76,11 @@ impl Fixture {
 
     /// A full backup of the shared cluster's primary; its label.
     fn backup(&self) -> String {
-        let primary = shared().primary();
+        self.backup_of(shared().primary())
+    }
+
+    /// A full backup of `primary`; its label.
+    fn backup_of(&self, primary: &Node) -> String {
         let connection = ConnConfig::resolve_with_env(Some(&primary.dsn()), &|_| None).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -336,6 +341,36 @@ fn drill_to_a_time_between_two_batches_recovers_the_first_and_measures_the_rpo()
     );
     assert_eq!(fixture.history().len(), 2);
     assert!(fixture.leftovers().is_empty(), "{:?}", fixture.leftovers());
+}
+
+#[test]
+fn a_drill_restores_tablespaces_into_its_scratch_directory() {
+    // Its own server: the shared one must not get a tablespace.
+    let cluster =
+        Cluster::start(LabOptions::new(PgInstall::for_tests()).name("pgdbre-drill-tblspc"))
+            .unwrap();
+    let primary = cluster.primary();
+    let fixture = Fixture::new();
+    let location = fixture.dir.path().join("tablespace");
+    std::fs::create_dir(&location).unwrap();
+    let (uid, gid) = server_owner().unwrap();
+    std::os::unix::fs::chown(&location, Some(uid), Some(gid)).unwrap();
+    primary
+        .psql(&format!(
+            "CREATE TABLESPACE extra LOCATION '{}'; \
+             CREATE TABLE t (id int) TABLESPACE extra; \
+             INSERT INTO t SELECT generate_series(1, 1000);",
+            location.display()
+        ))
+        .unwrap();
+    fixture.backup_of(primary);
+
+    // The live tablespace directory is in use; the drill restores into its scratch instead.
+    let out = fixture.drill(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["verdict"], "pass", "{}", text(&out));
+    assert!(fixture.leftovers().is_empty(), "{:?}", fixture.leftovers());
+    assert_eq!(primary.psql("SELECT count(*) FROM t").unwrap(), "1000");
 }
 
 #[test]

@@ -10,7 +10,9 @@ use crate::scratch::Scratch;
 use crate::smoke;
 use pgdbre_backup::recovery::{RecoveryTarget, TargetAction};
 use pgdbre_backup::wal::Lsn;
-use pgdbre_backup::{restore, BackupError, OpenMode, Owner, Repository, RestoreOptions};
+use pgdbre_backup::{
+    restore, BackupError, OpenMode, Owner, Repository, RestoreOptions, TablespaceMap,
+};
 use pgdbre_lab::restored::server_owner;
 use pgdbre_lab::{LabError, PgInstall};
 use pgdbre_pg::Session;
@@ -144,6 +146,11 @@ async fn phases(
         jobs: options.jobs.max(1),
         owner: Some(Owner { uid, gid }),
         program: options.program.clone(),
+        // The live cluster's tablespace directories are in use: the drill's go in its scratch.
+        tablespaces: TablespaceMap {
+            by_key: Vec::new(),
+            all: Some(scratch.tablespaces()),
+        },
     })
     .await?;
     report.phases.restore_seconds = Some(restore_started.elapsed().as_secs_f64());

@@ -58,6 +58,11 @@ impl Scratch {
         self.dir.path().join("pgdata")
     }
 
+    /// Where the backup's tablespaces are restored (`<this>/<name>`).
+    pub(crate) fn tablespaces(&self) -> PathBuf {
+        self.dir.path().join("tablespaces")
+    }
+
     /// Starts the server on the restored data and waits (up to `timeout`) until it accepts
     /// connections. `pg_ctl` blocks, so it runs on the blocking pool.
     pub(crate) async fn start(

@@ -8,7 +8,9 @@
 //! header and system identifier) before it reaches `%p`, which is written atomically.
 //!
 //! A file the archive does not have is [`FetchOutcome::Missing`] — that is how PostgreSQL
-//! learns where the archive ends, so it is not an error.
+//! learns where the archive ends, so it is not an error. A missing timeline history file is how
+//! recovery ends (PostgreSQL probes for a newer timeline to pick its own): the spool's segments
+//! are discarded then, so none fetched ahead past a recovery target stays behind.
 
 use super::error::ArchiveError;
 use super::identity::{control_system_identifier, SegmentHeader};
@@ -107,7 +109,12 @@ pub async fn fetch(
     let repository = open(options, &pgdata).await?;
     let bytes = match repository.get_wal(file.timeline(), file.as_str()).await {
         Ok(bytes) => bytes,
-        Err(BackupError::MissingObject { .. }) => return Ok(FetchOutcome::Missing),
+        Err(BackupError::MissingObject { .. }) => {
+            if file.kind() == WalFileKind::TimelineHistory {
+                discard_all(&spool)?;
+            }
+            return Ok(FetchOutcome::Missing);
+        }
         Err(error) => return Err(error.into()),
     };
     let segment_size = match file.kind() {
@@ -233,6 +240,18 @@ fn discard_passed(spool: &Spool, requested: SegmentName) -> Result<(), ArchiveEr
             && name.parse::<SegmentName>().is_ok()
             && position(&name) <= requested_position
         {
+            spool.remove(&name);
+        }
+    }
+    Ok(())
+}
+
+/// Empties the spool of segments. PostgreSQL looks for the next timeline's history file, and
+/// finds none, when recovery ends (to pick its new timeline) and before it starts: segments
+/// fetched ahead past a recovery target would otherwise stay in `pg_wal` for good.
+fn discard_all(spool: &Spool) -> Result<(), ArchiveError> {
+    for name in spool.names()? {
+        if name.parse::<SegmentName>().is_ok() {
             spool.remove(&name);
         }
     }

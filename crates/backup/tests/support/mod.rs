@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use pgdbre_backup::recovery::RecoveryTarget;
-use pgdbre_backup::{BackupOptions, BackupType, Owner, RestoreOptions};
+use pgdbre_backup::{BackupOptions, BackupType, Owner, RestoreOptions, TablespaceMap};
 use pgdbre_lab::restored::{server_owner, RestoredServer};
 use pgdbre_lab::{Cluster, Node};
 use pgdbre_pg::ConnConfig;
@@ -55,6 +55,7 @@ pub fn restore_options(repo: &str, pgdata: &Path, set: Option<&str>) -> RestoreO
         jobs: 2,
         owner: Some(Owner { uid, gid }),
         program: PathBuf::from("/bin/false"),
+        tablespaces: TablespaceMap::default(),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::backup::{exit_code, mib, runtime, RepoArgs, USAGE_ERROR};
 use clap::{ArgGroup, Args, ValueEnum};
 use pgdbre_backup::recovery::{RecoveryTarget, TargetAction};
-use pgdbre_backup::{Owner, RestoreOptions};
+use pgdbre_backup::{Owner, RestoreOptions, TablespaceMap};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,6 +70,22 @@ pub struct RestoreArgs {
     /// OS user that owns the restored files (default: the owner of --pgdata, or of its parent).
     #[arg(long, value_name = "USER")]
     pub owner: Option<String>,
+    /// Restore tablespace NAME (or OID) into DIR instead of its recorded location; repeatable.
+    #[arg(long = "tablespace-map", value_name = "NAME=DIR", value_parser = parse_tablespace_map)]
+    pub tablespace_map: Vec<(String, PathBuf)>,
+    /// Restore every tablespace --tablespace-map does not name into DIR/<name>.
+    #[arg(long, value_name = "DIR")]
+    pub tablespace_map_all: Option<PathBuf>,
+}
+
+/// `NAME=DIR`, DIR made absolute (PostgreSQL's tablespace links are).
+fn parse_tablespace_map(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = text
+        .split_once('=')
+        .filter(|(name, dir)| !name.is_empty() && !dir.is_empty())
+        .ok_or_else(|| format!("expected NAME=DIR (a tablespace name or OID), got {text:?}"))?;
+    let dir = std::path::absolute(dir).map_err(|error| format!("{dir}: {error}"))?;
+    Ok((name.to_string(), dir))
 }
 
 pub fn run(args: RestoreArgs) -> ExitCode {
@@ -114,6 +130,16 @@ pub fn run(args: RestoreArgs) -> ExitCode {
         jobs: args.jobs.max(1),
         owner,
         program,
+        tablespaces: TablespaceMap {
+            by_key: args.tablespace_map,
+            all: match args.tablespace_map_all.as_deref().map(std::path::absolute) {
+                Some(Ok(dir)) => Some(dir),
+                Some(Err(error)) => {
+                    return usage_error(&format!("--tablespace-map-all: {error}"));
+                }
+                None => None,
+            },
+        },
     };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
